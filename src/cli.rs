@@ -1,0 +1,217 @@
+//! The command line: `rethink train` and `rethink labels`.
+
+use crate::data::source::DataKind;
+use crate::device::Backend;
+use crate::model::Arch;
+use crate::train::config::{TrainConfig, ValLabels};
+use crate::train::schedule::LrSchedule;
+use crate::train::trainer::RunOptions;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Randomization tests of "Understanding deep learning requires rethinking generalization".
+#[derive(Debug, Parser)]
+#[command(name = "rethink", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Train a network on (possibly randomized) data, as the reference demo's train.py.
+    Train(TrainArgs),
+    /// Write the effective (possibly corrupted) labels of every example as CSV.
+    Labels(LabelsArgs),
+}
+
+/// Where the data come from and how their labels are corrupted.
+#[derive(Debug, Clone, Args)]
+pub struct DataArgs {
+    /// Dataset.
+    #[arg(long, value_enum, default_value = "cifar10")]
+    pub data: DataKind,
+    /// Directory with the dataset files (CIFAR-10: data_batch_1.bin … test_batch.bin, the
+    /// cifar-10-batches-bin/ folder or cifar-10-binary.tar.gz).
+    #[arg(long, default_value = "data")]
+    pub data_dir: PathBuf,
+    /// Download the official archive into --data-dir if it is not there (MD5-checked).
+    #[arg(long)]
+    pub download: bool,
+    /// Download from this URL instead of the official one (a mirror).
+    #[arg(long, value_name = "URL")]
+    pub download_url: Option<String>,
+    /// Expected MD5 of the file at --download-url (default: the official archive's).
+    #[arg(long, value_name = "HEX")]
+    pub download_md5: Option<String>,
+    /// Number of training images of --data synthetic.
+    #[arg(long, default_value_t = 2000)]
+    pub synthetic_train: usize,
+    /// Number of test images of --data synthetic.
+    #[arg(long, default_value_t = 500)]
+    pub synthetic_test: usize,
+    /// Use only the first N training examples.
+    #[arg(long, value_name = "N")]
+    pub train_size: Option<usize>,
+    /// Use only the first N validation (test) examples.
+    #[arg(long, value_name = "N")]
+    pub val_size: Option<usize>,
+    /// Number of classes.
+    #[arg(long, default_value_t = 10)]
+    pub num_classes: usize,
+    /// Probability that a training label is replaced by a uniform random class.
+    #[arg(long, default_value_t = 0.0, value_name = "P")]
+    pub label_corrupt_prob: f64,
+    /// Seed of numpy's legacy generator used for label corruption (the demo's 12345).
+    #[arg(long, default_value_t = crate::data::corrupt::DEMO_CORRUPTION_SEED)]
+    pub corrupt_seed: u32,
+    /// Score validation against the clean test labels (the paper) or corrupted ones (the demo).
+    #[arg(long, value_enum, default_value = "clean")]
+    pub val_labels: ValLabels,
+    /// Seed of model init, shuffling, augmentation, dropout and synthetic data.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+/// Flags of `rethink train` (the demo's, plus seed, data and run management).
+#[derive(Debug, Clone, Args)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Random crop (4-pixel zero padding) and horizontal flip of training images.
+    #[arg(long, overrides_with = "no_data_augmentation")]
+    pub data_augmentation: bool,
+    /// No data augmentation (the default).
+    #[arg(long, overrides_with = "data_augmentation")]
+    pub no_data_augmentation: bool,
+    /// Mini-batch size.
+    #[arg(long, default_value_t = 128)]
+    pub batch_size: usize,
+    /// Number of epochs (0: build data and model, print the parameter count, exit).
+    #[arg(long, default_value_t = 300)]
+    pub epochs: usize,
+    /// Base learning rate (×0.1 from epoch 150, ×0.01 from epoch 225).
+    #[arg(long, default_value_t = 0.1)]
+    pub learning_rate: f64,
+    /// SGD momentum.
+    #[arg(long, default_value_t = 0.9)]
+    pub momentum: f64,
+    /// L2 weight decay, added to the gradient.
+    #[arg(long, default_value_t = 1e-4)]
+    pub weight_decay: f64,
+    /// After each epoch re-evaluate the whole train set in eval mode (the default).
+    #[arg(long, overrides_with = "no_eval_full_trainset")]
+    pub eval_full_trainset: bool,
+    /// Report the running average over the epoch's mini-batches instead.
+    #[arg(long, overrides_with = "eval_full_trainset")]
+    pub no_eval_full_trainset: bool,
+    /// Architecture.
+    #[arg(long, value_enum, default_value = "wide-resnet")]
+    pub arch: Arch,
+    /// Wide ResNet depth (6n+4).
+    #[arg(long, default_value_t = 28)]
+    pub wrn_depth: usize,
+    /// Wide ResNet widen factor.
+    #[arg(long, default_value_t = 1)]
+    pub wrn_widen_factor: usize,
+    /// Wide ResNet dropout rate between the two convolutions of a block.
+    #[arg(long, default_value_t = 0.0)]
+    pub wrn_droprate: f64,
+    /// MLP hidden widths joined by 'x', e.g. 512 or 512x128x512.
+    #[arg(long, default_value = "512")]
+    pub mlp_spec: String,
+    /// Prefix of the experiment name.
+    #[arg(long, default_value = "")]
+    pub name: String,
+    /// Root directory of runs; each run writes runs/<experiment>/.
+    #[arg(long, default_value = "runs")]
+    pub out: PathBuf,
+    /// Continue the run from its last checkpoint.
+    #[arg(long)]
+    pub resume: bool,
+    /// Compute backend.
+    #[arg(long, value_enum, default_value = "flex")]
+    pub backend: Backend,
+    /// Hide the progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+impl TrainArgs {
+    /// The run's settings and how to carry it out.
+    pub fn into_config(self) -> (TrainConfig, RunOptions) {
+        let d = self.data;
+        let config = TrainConfig {
+            data: d.data,
+            data_dir: d.data_dir,
+            synthetic_train: d.synthetic_train,
+            synthetic_test: d.synthetic_test,
+            train_size: d.train_size,
+            val_size: d.val_size,
+            num_classes: d.num_classes,
+            data_augmentation: self.data_augmentation && !self.no_data_augmentation,
+            label_corrupt_prob: d.label_corrupt_prob,
+            corrupt_seed: d.corrupt_seed,
+            val_labels: d.val_labels,
+            batch_size: self.batch_size,
+            epochs: self.epochs,
+            learning_rate: self.learning_rate,
+            lr_schedule: LrSchedule::Step,
+            momentum: self.momentum,
+            weight_decay: self.weight_decay,
+            eval_full_trainset: !self.no_eval_full_trainset,
+            arch: self.arch,
+            wrn_depth: self.wrn_depth,
+            wrn_widen_factor: self.wrn_widen_factor,
+            wrn_droprate: self.wrn_droprate,
+            mlp_spec: self.mlp_spec,
+            name: self.name,
+            seed: d.seed,
+            backend: self.backend,
+        };
+        let options = RunOptions {
+            out: self.out,
+            resume: self.resume,
+            download: d.download,
+            download_url: d.download_url,
+            download_md5: d.download_md5,
+            progress: !self.no_progress,
+        };
+        (config, options)
+    }
+}
+
+/// Flags of `rethink labels`.
+#[derive(Debug, Clone, Args)]
+pub struct LabelsArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// CSV file to write (`split,index,original,label,corrupted`).
+    #[arg(long, value_name = "FILE.csv")]
+    pub out: PathBuf,
+}
+
+impl LabelsArgs {
+    /// Training settings with these data flags (other settings at their defaults).
+    pub fn into_config(self) -> (TrainConfig, RunOptions, PathBuf) {
+        let train = TrainArgs::parse_from_defaults(self.data);
+        let (config, options) = train.into_config();
+        (config, options, self.out)
+    }
+}
+
+impl TrainArgs {
+    /// `rethink train` with every flag at its default, but the given data flags.
+    fn parse_from_defaults(data: DataArgs) -> Self {
+        let mut args = Cli::parse_from(["rethink", "train"]);
+        match &mut args.command {
+            Command::Train(train) => {
+                train.data = data;
+                train.clone()
+            }
+            Command::Labels(_) => unreachable!("parsed a train command"),
+        }
+    }
+}

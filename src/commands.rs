@@ -1,0 +1,34 @@
+//! What each subcommand does, given its parsed flags.
+
+use crate::atomic::write_atomic;
+use crate::cli::{Command, LabelsArgs};
+use crate::data::prepared::labels_csv;
+use crate::train::trainer::{prepare_data, train};
+use anyhow::Result;
+
+/// Runs a parsed command line.
+pub fn run(command: Command) -> Result<()> {
+    match command {
+        Command::Train(args) => {
+            let (config, options) = args.into_config();
+            train(&config, &options)?;
+            Ok(())
+        }
+        Command::Labels(args) => labels(args),
+    }
+}
+
+/// `rethink labels`: the effective labels of every example as CSV.
+fn labels(args: LabelsArgs) -> Result<()> {
+    let (config, options, out) = args.into_config();
+    config.validate()?;
+    let data = prepare_data(&config, &options)?;
+    write_atomic(&out, labels_csv(&data).as_bytes())?;
+    eprintln!(
+        "wrote {} ({} train, {} val labels)",
+        out.display(),
+        data.train.len(),
+        data.val.len()
+    );
+    Ok(())
+}

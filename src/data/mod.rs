@@ -1,0 +1,12 @@
+//! Datasets: file formats, download, label corruption and batching.
+
+pub mod batch;
+pub mod cifar;
+pub mod corrupt;
+pub mod download;
+pub mod idx;
+pub mod image_set;
+pub mod numpy_rng;
+pub mod prepared;
+pub mod source;
+pub mod synthetic;

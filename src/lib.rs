@@ -1,0 +1,15 @@
+//! rethink: the randomization tests of Zhang et al., "Understanding deep learning requires
+//! rethinking generalization" (ICLR 2017) — train over-parameterized networks on data whose
+//! labels or pixels are randomized and watch them memorize.
+//!
+//! Data flow one way: [`data`] (formats, corruption, batching) → [`model`] (architectures) →
+//! [`train`] (loop, optimizer, metrics, checkpoints). [`cli`] maps flags onto typed settings.
+
+pub mod atomic;
+pub mod cli;
+pub mod commands;
+pub mod data;
+pub mod device;
+pub mod model;
+pub mod rng;
+pub mod train;

@@ -1,0 +1,14 @@
+//! Training: settings, schedule, optimizer, loop, metrics, run directory and checkpoints.
+
+pub mod checkpoint;
+pub mod config;
+pub mod evaluate;
+pub mod metrics;
+pub mod progress;
+pub mod run_dir;
+pub mod schedule;
+pub mod sgd;
+pub mod trainer;
+
+pub use config::{TrainConfig, ValLabels};
+pub use trainer::{RunOptions, RunSummary, train};

@@ -1,0 +1,168 @@
+//! A run's directory `runs/<experiment>/`: name, log, config, metrics.
+
+use super::config::TrainConfig;
+use super::metrics::{EpochMetrics, to_csv};
+use crate::atomic::write_atomic;
+use crate::model::Arch;
+use anyhow::{Context, Result};
+use serde::Serialize;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// The demo's experiment name, e.g. `cifar10_corrupt1_wide-resnet28-1_lr0.1_mmt0.9_Wd0.0001_NoAug`.
+pub fn experiment_name(config: &TrainConfig) -> String {
+    let mut name = String::new();
+    if !config.name.is_empty() {
+        name.push_str(&config.name);
+        name.push('_');
+    }
+    name.push_str(config.data.name());
+    name.push('_');
+    if config.label_corrupt_prob > 0.0 {
+        name.push_str(&format!("corrupt{}_", python_g(config.label_corrupt_prob)));
+    }
+    match config.arch {
+        Arch::WideResnet => {
+            name.push_str(&format!("wide-resnet{}-{}", config.wrn_depth, config.wrn_widen_factor));
+            if config.wrn_droprate > 0.0 {
+                name.push_str(&format!("-dr{}", python_g(config.wrn_droprate)));
+            }
+        }
+        Arch::Mlp => name.push_str(&format!("mlp{}", config.mlp_spec)),
+    }
+    name.push_str(&format!(
+        "_lr{}_mmt{}",
+        python_str(config.learning_rate),
+        python_str(config.momentum)
+    ));
+    if config.weight_decay > 0.0 {
+        name.push_str(&format!("_Wd{}", python_str(config.weight_decay)));
+    } else {
+        name.push_str("_NoWd");
+    }
+    if !config.data_augmentation {
+        name.push_str("_NoAug");
+    }
+    name
+}
+
+/// Python's `str(float)`: shortest round-trip digits, scientific below 1e-4 or from 1e16.
+pub fn python_str(x: f64) -> String {
+    if x == 0.0 || !x.is_finite() {
+        return if x == 0.0 { "0.0".into() } else { format!("{x}") };
+    }
+    let sci = format!("{x:e}"); // shortest digits, e.g. "1e-4", "1.5e0"
+    let (mantissa, exp) = sci.split_once('e').expect("scientific format has an exponent");
+    let exp: i32 = exp.parse().expect("exponent is an integer");
+    if (-4..16).contains(&exp) {
+        let s = format!("{x}");
+        if s.contains('.') { s } else { format!("{s}.0") }
+    } else {
+        format!("{mantissa}e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs())
+    }
+}
+
+/// Python's `'%g' % x`: 6 significant digits, trailing zeros removed.
+pub fn python_g(x: f64) -> String {
+    if x == 0.0 {
+        return "0".into();
+    }
+    let sci = format!("{x:.5e}");
+    let (mantissa, exp) = sci.split_once('e').expect("scientific format has an exponent");
+    let exp: i32 = exp.parse().expect("exponent is an integer");
+    let trim = |s: String| {
+        if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s }
+    };
+    if (-4..6).contains(&exp) {
+        trim(format!("{:.*}", (5 - exp).max(0) as usize, x))
+    } else {
+        format!(
+            "{}e{}{:02}",
+            trim(mantissa.to_string()),
+            if exp < 0 { '-' } else { '+' },
+            exp.abs()
+        )
+    }
+}
+
+/// An open run directory with its log file.
+pub struct RunDir {
+    /// `runs/<experiment>`.
+    pub path: PathBuf,
+    log: File,
+}
+
+/// What `config.json` holds: the settings plus where they came from.
+#[derive(Serialize)]
+struct SavedConfig<'a> {
+    /// rethink's version.
+    version: &'a str,
+    /// The experiment name (the directory's name).
+    experiment: &'a str,
+    /// Every setting of the run.
+    config: &'a TrainConfig,
+}
+
+impl RunDir {
+    /// Creates (or reopens) `root/<experiment>` and opens today's `LOG.<yymmdd>.txt` for appending.
+    pub fn open(root: &Path, experiment: &str) -> Result<Self> {
+        let path = root.join(experiment);
+        fs::create_dir_all(&path)
+            .with_context(|| format!("cannot create run directory {}", path.display()))?;
+        let log_path = path.join(format!("LOG.{}.txt", chrono::Local::now().format("%y%m%d")));
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .with_context(|| format!("cannot open log file {}", log_path.display()))?;
+        Ok(Self { path, log })
+    }
+
+    /// Prints `line` on stdout and appends it to the log file.
+    pub fn log(&mut self, line: &str) -> Result<()> {
+        println!("{line}");
+        writeln!(self.log, "{line}")
+            .and_then(|_| self.log.flush())
+            .with_context(|| format!("cannot write the log in {}", self.path.display()))
+    }
+
+    /// Writes `config.json` (settings, version, experiment name).
+    pub fn write_config(&self, config: &TrainConfig, experiment: &str) -> Result<()> {
+        let saved = SavedConfig { version: env!("CARGO_PKG_VERSION"), experiment, config };
+        let json = serde_json::to_string_pretty(&saved).expect("config serialises");
+        write_atomic(&self.path.join("config.json"), json.as_bytes())
+    }
+
+    /// Rewrites `metrics.csv` from the run's history.
+    pub fn write_metrics(&self, history: &[EpochMetrics]) -> Result<()> {
+        write_atomic(&self.path.join("metrics.csv"), to_csv(history).as_bytes())
+    }
+
+    /// Path of the run's checkpoint.
+    pub fn checkpoint_path(&self) -> PathBuf {
+        self.path.join("checkpoint.safetensors")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_floats_like_python() {
+        assert_eq!(python_str(0.1), "0.1");
+        assert_eq!(python_str(0.0001), "0.0001");
+        assert_eq!(python_str(1.0), "1.0");
+        assert_eq!(python_str(0.9), "0.9");
+        assert_eq!(python_str(0.01), "0.01");
+        assert_eq!(python_str(1e-5), "1e-05");
+        assert_eq!(python_str(5e-4), "0.0005");
+        assert_eq!(python_g(1.0), "1");
+        assert_eq!(python_g(0.5), "0.5");
+        assert_eq!(python_g(0.1), "0.1");
+        assert_eq!(python_g(0.25), "0.25");
+        assert_eq!(python_g(1e-5), "1e-05");
+        assert_eq!(python_g(0.3), "0.3");
+    }
+}

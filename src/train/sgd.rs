@@ -1,0 +1,101 @@
+//! SGD with momentum and weight decay, with PyTorch's `torch.optim.SGD` semantics.
+//!
+//! `g ← grad + wd·w;  v ← g (first step) or m·v + g;  w ← w − lr·v` (no dampening, no
+//! Nesterov). The momentum buffers are keyed by parameter path rather than burn's random
+//! parameter ids, so a checkpoint restores into a freshly built model.
+
+use burn::module::{Module, ModuleMapper, Param};
+use burn::optim::GradientsParams;
+use burn::tensor::{Device, Tensor, TensorData};
+use std::collections::BTreeMap;
+
+/// Hyper-parameters of [`Sgd`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SgdConfig {
+    /// Momentum factor m.
+    pub momentum: f64,
+    /// L2 weight decay wd, added to the gradient.
+    pub weight_decay: f64,
+}
+
+/// The optimizer and its momentum buffers.
+#[derive(Debug, Clone)]
+pub struct Sgd {
+    config: SgdConfig,
+    /// Flattened momentum buffer of each parameter, by dotted path.
+    velocity: BTreeMap<String, Tensor<1>>,
+}
+
+impl Sgd {
+    /// A fresh optimizer with empty momentum buffers.
+    pub fn new(config: SgdConfig) -> Self {
+        Self { config, velocity: BTreeMap::new() }
+    }
+
+    /// One update of every parameter of `module` that has a gradient in `grads`.
+    pub fn step<M: Module>(&mut self, lr: f64, module: M, mut grads: GradientsParams) -> M {
+        let mut mapper = Update { sgd: self, lr, grads: &mut grads, path: Vec::new() };
+        module.map(&mut mapper)
+    }
+
+    /// The momentum buffers, flattened, by parameter path (for checkpoints).
+    pub fn state(&self) -> BTreeMap<String, TensorData> {
+        self.velocity.iter().map(|(k, v)| (k.clone(), v.to_data())).collect()
+    }
+
+    /// Restores momentum buffers saved by [`Sgd::state`], on `device`.
+    pub fn load_state(&mut self, state: BTreeMap<String, TensorData>, device: &Device) {
+        let device = device.clone().without_autodiff();
+        self.velocity = state
+            .into_iter()
+            .map(|(k, data)| (k, Tensor::<1>::from_data(data, &device)))
+            .collect();
+    }
+}
+
+/// Mapper applying one SGD step to each parameter.
+struct Update<'a> {
+    sgd: &'a mut Sgd,
+    lr: f64,
+    grads: &'a mut GradientsParams,
+    path: Vec<String>,
+}
+
+impl ModuleMapper for Update<'_> {
+    fn enter_module(&mut self, name: &str, _container: &str) {
+        self.path.push(name.to_string());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container: &str) {
+        self.path.pop();
+    }
+
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let (id, tensor, mapper) = param.consume();
+        let Some(grad) = self.grads.remove::<D>(id) else {
+            return Param::from_mapped_value(id, tensor, mapper);
+        };
+        let SgdConfig { momentum, weight_decay } = self.sgd.config;
+        let require_grad = tensor.is_require_grad();
+        let weight = tensor.inner();
+        let shape = weight.dims();
+        let numel: usize = shape.iter().product();
+        let mut update = if weight_decay != 0.0 {
+            grad + weight.clone().mul_scalar(weight_decay)
+        } else {
+            grad
+        };
+        if momentum != 0.0 {
+            let name = self.path.join(".");
+            if let Some(v) = self.sgd.velocity.remove(&name) {
+                update = v.reshape(shape).mul_scalar(momentum) + update;
+            }
+            self.sgd.velocity.insert(name, update.clone().reshape([numel]));
+        }
+        let mut updated = Tensor::from_inner(weight - update.mul_scalar(self.lr));
+        if require_grad {
+            updated = updated.require_grad();
+        }
+        Param::from_mapped_value(id, updated, mapper)
+    }
+}
