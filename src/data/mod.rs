@@ -8,5 +8,6 @@ pub mod idx;
 pub mod image_set;
 pub mod numpy_rng;
 pub mod prepared;
+pub mod randomize;
 pub mod source;
 pub mod synthetic;
