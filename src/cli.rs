@@ -62,7 +62,7 @@ pub struct DataArgs {
     #[arg(long, default_value_t = 10)]
     pub num_classes: usize,
     /// Probability that a training label is replaced by a uniform random class.
-    #[arg(long, default_value_t = 0.0, value_name = "P")]
+    #[arg(long, default_value_t = 0.0, value_name = "P", allow_negative_numbers = true)]
     pub label_corrupt_prob: f64,
     /// Seed of numpy's legacy generator used for label corruption (the demo's 12345).
     #[arg(long, default_value_t = crate::data::corrupt::DEMO_CORRUPTION_SEED)]
@@ -93,13 +93,13 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 300)]
     pub epochs: usize,
     /// Base learning rate (×0.1 from epoch 150, ×0.01 from epoch 225).
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = 0.1, allow_negative_numbers = true)]
     pub learning_rate: f64,
     /// SGD momentum.
-    #[arg(long, default_value_t = 0.9)]
+    #[arg(long, default_value_t = 0.9, allow_negative_numbers = true)]
     pub momentum: f64,
     /// L2 weight decay, added to the gradient.
-    #[arg(long, default_value_t = 1e-4)]
+    #[arg(long, default_value_t = 1e-4, allow_negative_numbers = true)]
     pub weight_decay: f64,
     /// After each epoch re-evaluate the whole train set in eval mode (the default).
     #[arg(long, overrides_with = "no_eval_full_trainset")]
@@ -117,7 +117,7 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 1)]
     pub wrn_widen_factor: usize,
     /// Wide ResNet dropout rate between the two convolutions of a block.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub wrn_droprate: f64,
     /// MLP hidden widths joined by 'x', e.g. 512 or 512x128x512.
     #[arg(long, default_value = "512")]

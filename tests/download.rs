@@ -1,94 +1,10 @@
 //! `fetch_verified` against a minimal HTTP/1.1 server on 127.0.0.1 (no other network).
 
-use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::thread;
+mod common;
 
-use md5::{Digest, Md5};
+use common::{Reply, md5_hex, serve};
 use rethink::data::download::*;
-
-/// What the test server answers for one path.
-#[derive(Clone)]
-enum Reply {
-    /// 200 with this body and a correct Content-Length.
-    Body(Vec<u8>),
-    /// 200 announcing `claimed` bytes but sending only `body`, then closing.
-    Short { body: Vec<u8>, claimed: usize },
-    /// This status with a tiny text body.
-    Status(u16),
-}
-
-struct Server {
-    base: String,
-    hits: Arc<AtomicUsize>,
-}
-
-impl Server {
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-    fn hits(&self) -> usize {
-        self.hits.load(Ordering::SeqCst)
-    }
-}
-
-/// Start a server thread on an ephemeral loopback port; it counts every request.
-fn serve(routes: &[(&str, Reply)]) -> Server {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let routes: HashMap<String, Reply> = routes
-        .iter()
-        .map(|(p, r)| (p.to_string(), r.clone()))
-        .collect();
-    let hits = Arc::new(AtomicUsize::new(0));
-    let counter = hits.clone();
-    thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(stream) = stream else { continue };
-            counter.fetch_add(1, Ordering::SeqCst);
-            let _ = answer(stream, &routes);
-        }
-    });
-    Server { base, hits }
-}
-
-fn answer(mut s: TcpStream, routes: &HashMap<String, Reply>) -> std::io::Result<()> {
-    let mut req = Vec::new();
-    let mut buf = [0u8; 1024];
-    while !req.windows(4).any(|w| w == b"\r\n\r\n") {
-        let n = s.read(&mut buf)?;
-        if n == 0 {
-            return Ok(());
-        }
-        req.extend_from_slice(&buf[..n]);
-    }
-    let text = String::from_utf8_lossy(&req);
-    let path = text.split_whitespace().nth(1).unwrap_or("/").to_string();
-    let reply = routes.get(&path).cloned().unwrap_or(Reply::Status(404));
-    let (status, body, claimed) = match reply {
-        Reply::Body(b) => ("200 OK".to_string(), b.clone(), b.len()),
-        Reply::Short { body, claimed } => ("200 OK".to_string(), body, claimed),
-        Reply::Status(code) => (format!("{code} Test"), b"no".to_vec(), 2),
-    };
-    let head = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: application/octet-stream\r\nContent-Length: {claimed}\r\nConnection: close\r\n\r\n"
-    );
-    s.write_all(head.as_bytes())?;
-    s.write_all(&body)?;
-    s.flush()?;
-    s.shutdown(std::net::Shutdown::Both)
-}
-
-fn md5_hex(data: &[u8]) -> String {
-    Md5::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
+use std::path::Path;
 
 fn payload(n: usize) -> Vec<u8> {
     (0..n).map(|i| (i * 31 % 251) as u8).collect()
@@ -233,7 +149,7 @@ fn failed_download_keeps_previous_file_untouched() {
 #[test]
 fn refused_connection_names_the_url() {
     // Bind then drop a listener to get a loopback port with nobody listening.
-    let port = TcpListener::bind("127.0.0.1:0")
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()

@@ -42,7 +42,8 @@ pub struct ModelSpec {
     pub num_classes: usize,
 }
 
-/// A network of any supported architecture.
+/// A network of any supported architecture (one per run, so variant sizes do not matter).
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum Model {
     /// A Wide ResNet.

@@ -22,7 +22,7 @@ pub struct WrnSpec {
 impl WrnSpec {
     /// Blocks per group, n = (depth − 4) / 6, or an error for a depth that is not 6n+4.
     pub fn blocks_per_group(&self) -> anyhow::Result<usize> {
-        if self.depth < 10 || (self.depth - 4) % 6 != 0 {
+        if self.depth < 10 || !(self.depth - 4).is_multiple_of(6) {
             anyhow::bail!(
                 "--wrn-depth {} is not of the form 6n+4 with n >= 1 (e.g. 10, 16, 22, 28, 40)",
                 self.depth

@@ -17,6 +17,7 @@ use crate::rng::{self, Purpose};
 use anyhow::{Context, Result, bail};
 use burn::module::Module;
 use burn::optim::GradientsParams;
+use burn::tensor::{Int, Tensor};
 use rand::seq::SliceRandom;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -148,20 +149,18 @@ pub fn train(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary> {
         for (step, chunk) in order.chunks(config.batch_size).enumerate() {
             let rng = config.data_augmentation.then_some(&mut augment);
             let batch = make_batch(&data.train.images, &data.train.labels, chunk, &norm, rng, &device);
-            let logits = model.forward(batch.images);
-            let loss = cross_entropy(logits.clone(), batch.targets);
-            let loss_value = loss.clone().into_scalar::<f32>() as f64;
+            let step_result = train_step(model, &mut sgd, batch.images, batch.targets, lr);
+            model = step_result.model;
+            let loss_value = step_result.loss;
             if !loss_value.is_finite() {
                 bail!(
                     "training diverged: loss is {loss_value} at epoch {epoch}, step {step} (try a smaller --learning-rate)"
                 );
             }
             if !config.eval_full_trainset {
-                let hits = predictions(logits.detach()).iter().zip(&batch.labels).filter(|(p, l)| p == l).count();
+                let hits = predictions(step_result.logits).iter().zip(&batch.labels).filter(|(p, l)| p == l).count();
                 running.add(loss_value, hits, chunk.len());
             }
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = sgd.step(lr, model, grads);
             bar.set_message(format!("loss {loss_value:.4}"));
             bar.inc(1);
         }
@@ -191,6 +190,26 @@ pub fn train(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary> {
         save_checkpoint(&run.checkpoint_path(), &model, &sgd, config, &history, epoch + 1)?;
     }
     Ok(RunSummary { experiment, dir: Some(run.path), param_count, history })
+}
+
+/// What one SGD step returns.
+pub struct StepResult {
+    /// The updated model.
+    pub model: Model,
+    /// The batch's logits before the update (detached).
+    pub logits: Tensor<2>,
+    /// The batch's mean loss before the update.
+    pub loss: f64,
+}
+
+/// One training step: forward, softmax cross-entropy, backward, SGD update with rate `lr`.
+pub fn train_step(model: Model, sgd: &mut Sgd, images: Tensor<4>, targets: Tensor<1, Int>, lr: f64) -> StepResult {
+    let logits = model.forward(images);
+    let loss = cross_entropy(logits.clone(), targets);
+    let loss_value = loss.clone().into_scalar::<f32>() as f64;
+    let grads = GradientsParams::from_grads(loss.backward(), &model);
+    let model = sgd.step(lr, model, grads);
+    StepResult { model, logits: logits.detach(), loss: loss_value }
 }
 
 /// Writes the end-of-epoch checkpoint.
