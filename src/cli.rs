@@ -107,7 +107,8 @@ pub struct TrainArgs {
     /// Report the running average over the epoch's mini-batches instead.
     #[arg(long, overrides_with = "eval_full_trainset")]
     pub no_eval_full_trainset: bool,
-    /// Architecture.
+    /// Architecture: the demo's wide-resnet and mlp, the paper's inception, inception-nobn
+    /// (no BatchNorm) and alexnet.
     #[arg(long, value_enum, default_value = "wide-resnet")]
     pub arch: Arch,
     /// Wide ResNet depth (6n+4).
@@ -122,6 +123,9 @@ pub struct TrainArgs {
     /// MLP hidden widths joined by 'x', e.g. 512 or 512x128x512.
     #[arg(long, default_value = "512")]
     pub mlp_spec: String,
+    /// Give the MLP's layers biases, as the paper's MLPs have (the demo's have none).
+    #[arg(long)]
+    pub mlp_bias: bool,
     /// Prefix of the experiment name.
     #[arg(long, default_value = "")]
     pub name: String,
@@ -167,6 +171,7 @@ impl TrainArgs {
             wrn_widen_factor: self.wrn_widen_factor,
             wrn_droprate: self.wrn_droprate,
             mlp_spec: self.mlp_spec,
+            mlp_bias: self.mlp_bias,
             name: self.name,
             seed: d.seed,
             backend: self.backend,

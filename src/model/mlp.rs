@@ -64,6 +64,8 @@ impl Mlp {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::test_support::*;
+    use crate::model::{Arch, Model, trainable_param_count};
 
     #[test]
     fn parses_specs() {
@@ -73,5 +75,28 @@ mod tests {
             let err = parse_mlp_spec(bad).unwrap_err().to_string();
             assert!(err.contains("--mlp-spec"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn paper_parameter_counts_with_biases() {
+        let mlp = |hidden: &str, bias: bool| {
+            let mut spec = spec(Arch::Mlp, [3, 28, 28], 10);
+            spec.mlp_hidden = parse_mlp_spec(hidden).unwrap();
+            spec.mlp_bias = bias;
+            trainable_param_count(&Model::new(&spec, 0, &Device::flex()).unwrap())
+        };
+        assert_eq!(mlp("512", true), 1_209_866);
+        assert_eq!(mlp("512x512x512", true), 1_735_178);
+        assert_eq!(mlp("512", false), 1_209_866 - 512 - 10);
+    }
+
+    #[test]
+    fn forward_shapes_for_every_input() {
+        check_forward_shapes(Arch::Mlp);
+    }
+
+    #[test]
+    fn gradients_reach_every_parameter_and_loss_falls() {
+        check_training(Arch::Mlp, [3, 28, 28], 0.01);
     }
 }

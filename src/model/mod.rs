@@ -1,8 +1,13 @@
 //! The networks, one file per architecture, behind one [`Model`] type the training loop uses.
 
+pub mod alexnet;
+pub mod batch_norm;
 pub mod init;
+pub mod inception;
 pub mod mlp;
 pub mod params;
+#[cfg(test)]
+mod test_support;
 pub mod wide_resnet;
 
 use crate::rng::{self, Purpose};
@@ -11,6 +16,9 @@ use burn::tensor::{Device, Tensor};
 use clap::ValueEnum;
 use serde::{Deserialize, Serialize};
 
+pub use alexnet::AlexNet;
+pub use batch_norm::BatchNormNoScale;
+pub use inception::Inception;
 pub use mlp::{Mlp, parse_mlp_spec};
 pub use params::{NamedTensor, named_tensors, trainable_param_count};
 pub use wide_resnet::{WideResNet, WrnSpec};
@@ -23,6 +31,25 @@ pub enum Arch {
     WideResnet,
     /// Multi-layer perceptron given by `--mlp-spec`.
     Mlp,
+    /// The paper's small Inception (with BatchNorm).
+    Inception,
+    /// The paper's small Inception without BatchNorm.
+    InceptionNobn,
+    /// The paper's small AlexNet (conv-pool-LRN ×2, FC 384, FC 192).
+    Alexnet,
+}
+
+impl Arch {
+    /// The `--arch` name, e.g. `inception-nobn`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Arch::WideResnet => "wide-resnet",
+            Arch::Mlp => "mlp",
+            Arch::Inception => "inception",
+            Arch::InceptionNobn => "inception-nobn",
+            Arch::Alexnet => "alexnet",
+        }
+    }
 }
 
 /// Everything needed to build a network for a dataset.
@@ -34,7 +61,7 @@ pub struct ModelSpec {
     pub wrn: WrnSpec,
     /// MLP hidden widths (used when `arch` is `Mlp`).
     pub mlp_hidden: Vec<usize>,
-    /// Whether MLP layers have biases (the demo's have none).
+    /// Whether MLP layers have biases (the demo's have none, the paper's have).
     pub mlp_bias: bool,
     /// Input image shape `[channels, height, width]`.
     pub input: [usize; 3],
@@ -50,13 +77,30 @@ pub enum Model {
     WideResnet(WideResNet),
     /// A multi-layer perceptron.
     Mlp(Mlp),
+    /// The small Inception, with or without BatchNorm.
+    Inception(Inception),
+    /// The small AlexNet.
+    AlexNet(AlexNet),
 }
 
 impl Model {
     /// Builds the network with weights drawn from the `Init` stream of `seed`.
+    ///
+    /// Layer sizes follow the input shape and class count of `spec`. Every architecture pads
+    /// "SAME"-style, so any image of at least 1×1 pixel with at least one channel fits; an empty
+    /// shape or zero classes is an error, not a panic.
     pub fn new(spec: &ModelSpec, seed: u64, device: &Device) -> anyhow::Result<Self> {
-        let mut rng = rng::stream(seed, Purpose::Init, 0);
         let [channels, height, width] = spec.input;
+        if channels == 0 || height == 0 || width == 0 {
+            anyhow::bail!(
+                "input images of shape {channels}x{height}x{width} (channels x height x width) are too small for --arch {}",
+                spec.arch.name()
+            );
+        }
+        if spec.num_classes == 0 {
+            anyhow::bail!("--arch {} needs at least one class", spec.arch.name());
+        }
+        let mut rng = rng::stream(seed, Purpose::Init, 0);
         Ok(match spec.arch {
             Arch::WideResnet => Model::WideResnet(WideResNet::new(
                 &mut rng,
@@ -73,6 +117,16 @@ impl Model {
                 spec.mlp_bias,
                 device,
             )),
+            Arch::Inception | Arch::InceptionNobn => Model::Inception(Inception::new(
+                &mut rng,
+                channels,
+                spec.num_classes,
+                spec.arch == Arch::Inception,
+                device,
+            )),
+            Arch::Alexnet => {
+                Model::AlexNet(AlexNet::new(&mut rng, spec.input, spec.num_classes, device))
+            }
         })
     }
 
@@ -81,6 +135,65 @@ impl Model {
         match self {
             Model::WideResnet(net) => net.forward(images),
             Model::Mlp(net) => net.forward(images),
+            Model::Inception(net) => net.forward(images),
+            Model::AlexNet(net) => net.forward(images),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::*;
+    use super::*;
+    use crate::model::params::named_tensors;
+
+    const ALL: [Arch; 5] =
+        [Arch::WideResnet, Arch::Mlp, Arch::Inception, Arch::InceptionNobn, Arch::Alexnet];
+
+    #[test]
+    fn arch_names_match_the_command_line() {
+        for arch in ALL {
+            let value = arch.to_possible_value().expect("every arch has a name");
+            assert_eq!(value.get_name(), arch.name());
+            let json = serde_json::to_string(&arch).unwrap();
+            assert_eq!(json, format!("\"{}\"", arch.name()));
+        }
+    }
+
+    #[test]
+    fn same_seed_same_weights() {
+        for arch in [Arch::Inception, Arch::Alexnet, Arch::Mlp] {
+            let device = Device::flex();
+            let weights = |seed| {
+                let model = Model::new(&spec(arch, [3, 8, 8], 10), seed, &device).unwrap();
+                named_tensors(&model).into_iter().map(|t| t.data.try_to_vec::<f32>().unwrap()).collect::<Vec<_>>()
+            };
+            assert_eq!(weights(3), weights(3), "{arch:?}");
+            assert_ne!(weights(3), weights(4), "{arch:?}");
+        }
+    }
+
+    #[test]
+    fn empty_input_is_an_error_not_a_panic() {
+        for arch in ALL {
+            for input in [[0, 28, 28], [3, 0, 28], [3, 28, 0]] {
+                let err = Model::new(&spec(arch, input, 10), 0, &Device::flex()).unwrap_err();
+                let message = err.to_string();
+                assert!(message.contains("too small") && !message.contains('\n'), "{message}");
+            }
+            assert!(Model::new(&spec(arch, [3, 28, 28], 0), 0, &Device::flex()).is_err());
+        }
+    }
+
+    #[test]
+    fn tiny_inputs_work() {
+        for arch in ALL {
+            for input in [[3, 1, 1], [1, 2, 3], [2, 5, 4]] {
+                let model = Model::new(&spec(arch, input, 10), 0, &Device::flex()).unwrap();
+                let [c, h, w] = input;
+                let logits = model.forward(random_images(2, [c, h, w], &Device::flex()));
+                assert_eq!(logits.dims(), [2, 10], "{arch:?} {input:?}");
+            }
         }
     }
 }

@@ -66,6 +66,12 @@ pub struct TrainConfig {
     pub wrn_droprate: f64,
     /// MLP hidden widths joined by `x`.
     pub mlp_spec: String,
+    /// MLP layers have biases (the paper's MLPs); off by default like the demo's.
+    ///
+    /// Left out of the JSON when off, so configs and checkpoints written before the flag existed
+    /// still match on `--resume`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mlp_bias: bool,
     /// Experiment name prefix.
     pub name: String,
     /// Seed of model initialisation, shuffling, augmentation, dropout and synthetic data.
@@ -129,7 +135,7 @@ impl TrainConfig {
             arch: self.arch,
             wrn: self.wrn(),
             mlp_hidden: parse_mlp_spec(&self.mlp_spec)?,
-            mlp_bias: false,
+            mlp_bias: self.mlp_bias,
             input,
             num_classes: self.num_classes,
         })
@@ -144,5 +150,33 @@ impl TrainConfig {
             map.remove("data_dir");
         }
         value
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
+
+    fn config(args: &[&str]) -> TrainConfig {
+        match Cli::parse_from(["rethink", "train"].iter().chain(args)).command {
+            Command::Train(train) => train.into_config().0,
+            Command::Labels(_) => unreachable!("parsed a train command"),
+        }
+    }
+
+    #[test]
+    fn mlp_bias_reaches_the_model_and_keeps_old_configs_resumable() {
+        let plain = config(&[]);
+        assert!(!plain.mlp_bias && !plain.model_spec([3, 32, 32]).unwrap().mlp_bias);
+        assert!(plain.resume_key().get("mlp_bias").is_none());
+        let mut old = serde_json::to_value(&plain).unwrap();
+        old.as_object_mut().unwrap().remove("mlp_bias");
+        assert_eq!(serde_json::from_value::<TrainConfig>(old).unwrap(), plain);
+
+        let biased = config(&["--mlp-bias"]);
+        assert!(biased.model_spec([3, 32, 32]).unwrap().mlp_bias);
+        assert_eq!(biased.resume_key()["mlp_bias"], serde_json::Value::Bool(true));
     }
 }

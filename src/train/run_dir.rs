@@ -11,6 +11,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// The demo's experiment name, e.g. `cifar10_corrupt1_wide-resnet28-1_lr0.1_mmt0.9_Wd0.0001_NoAug`.
+///
+/// The architecture part is `wide-resnet{depth}-{k}[-dr{p}]`, `mlp{spec}[-bias]`, `inception`,
+/// `inception-nobn` or `alexnet`.
 pub fn experiment_name(config: &TrainConfig) -> String {
     let mut name = String::new();
     if !config.name.is_empty() {
@@ -29,7 +32,13 @@ pub fn experiment_name(config: &TrainConfig) -> String {
                 name.push_str(&format!("-dr{}", python_g(config.wrn_droprate)));
             }
         }
-        Arch::Mlp => name.push_str(&format!("mlp{}", config.mlp_spec)),
+        Arch::Mlp => {
+            name.push_str(&format!("mlp{}", config.mlp_spec));
+            if config.mlp_bias {
+                name.push_str("-bias");
+            }
+        }
+        Arch::Inception | Arch::InceptionNobn | Arch::Alexnet => name.push_str(config.arch.name()),
     }
     name.push_str(&format!(
         "_lr{}_mmt{}",
@@ -164,5 +173,28 @@ mod tests {
         assert_eq!(python_g(0.25), "0.25");
         assert_eq!(python_g(1e-5), "1e-05");
         assert_eq!(python_g(0.3), "0.3");
+    }
+
+    #[test]
+    fn names_every_architecture() {
+        use crate::cli::{Cli, Command};
+        use clap::Parser;
+        let name = |args: &[&str]| {
+            let argv = ["rethink", "train", "--data", "synthetic"].iter().chain(args);
+            match Cli::parse_from(argv).command {
+                Command::Train(train) => experiment_name(&train.into_config().0),
+                Command::Labels(_) => unreachable!("parsed a train command"),
+            }
+        };
+        let tail = "_lr0.1_mmt0.9_Wd0.0001_NoAug";
+        assert_eq!(name(&[]), format!("synthetic_wide-resnet28-1{tail}"));
+        assert_eq!(name(&["--arch", "inception"]), format!("synthetic_inception{tail}"));
+        assert_eq!(name(&["--arch", "inception-nobn"]), format!("synthetic_inception-nobn{tail}"));
+        assert_eq!(name(&["--arch", "alexnet"]), format!("synthetic_alexnet{tail}"));
+        assert_eq!(name(&["--arch", "mlp"]), format!("synthetic_mlp512{tail}"));
+        assert_eq!(
+            name(&["--arch", "mlp", "--mlp-spec", "512x512x512", "--mlp-bias"]),
+            format!("synthetic_mlp512x512x512-bias{tail}")
+        );
     }
 }
