@@ -5,7 +5,7 @@
 //! It prints a table; it asserts nothing. The baseline for the performance issue.
 
 use clap::Parser;
-use rethink::data::batch::{Normalization, make_batch};
+use rethink::data::batch::{InputPipeline, Normalization, Preprocess, make_batch};
 use rethink::data::synthetic::{SyntheticSpec, generate};
 use rethink::device::Backend;
 use rethink::model::{Arch, Model, ModelSpec, WrnSpec, trainable_param_count};
@@ -32,7 +32,7 @@ fn main() {
     let backend = Backend::Flex;
     let data = generate(SyntheticSpec { train: args.batch_size, test: 1, num_classes: 10 }, 0);
     let indices: Vec<usize> = (0..args.batch_size).collect();
-    let norm = Normalization::cifar10();
+    let pipeline = InputPipeline { preprocess: Preprocess::Demo, norm: Normalization::cifar10() };
     let wrn = WrnSpec { depth: 28, widen_factor: 1, droprate: 0.0 };
     let models = [
         ("WRN-28-1", ModelSpec { arch: Arch::WideResnet, wrn, mlp_hidden: vec![], mlp_bias: false, input: [3, 32, 32], num_classes: 10 }),
@@ -46,7 +46,7 @@ fn main() {
         let mut model = Model::new(&spec, 0, &device).expect("model builds");
         let params = trainable_param_count(&model);
         let mut sgd = Sgd::new(SgdConfig { momentum: 0.9, weight_decay: 1e-4 });
-        let batch = |device| make_batch(&data.train, &data.train.labels, &indices, &norm, None, device);
+        let batch = |device| make_batch(&pipeline, &data.train, &data.train.labels, &indices, None, device);
         let mut time_train = |steps: usize| {
             let start = Instant::now();
             for _ in 0..steps {

@@ -4,7 +4,9 @@ use crate::data::source::DataKind;
 use crate::device::Backend;
 use crate::model::Arch;
 use crate::train::config::{TrainConfig, ValLabels};
-use crate::train::schedule::LrSchedule;
+use crate::data::batch::Preprocess;
+use crate::data::randomize::Randomization;
+use crate::train::schedule::{LrSchedule, ScheduleKind};
 use crate::train::trainer::RunOptions;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -58,9 +60,16 @@ pub struct DataArgs {
     /// Use only the first N validation (test) examples.
     #[arg(long, value_name = "N")]
     pub val_size: Option<usize>,
-    /// Number of classes.
-    #[arg(long, default_value_t = 10)]
-    pub num_classes: usize,
+    /// Train on the first N examples of the test files and validate on the rest (reads only the
+    /// test files, e.g. the MNIST t10k set alone).
+    #[arg(long, value_name = "N")]
+    pub split_test_set: Option<usize>,
+    /// Number of classes [default: the dataset's, 10 or 100 for cifar100].
+    #[arg(long)]
+    pub num_classes: Option<usize>,
+    /// Randomization test [default: labels if --label-corrupt-prob > 0, else none].
+    #[arg(long, value_enum)]
+    pub randomize: Option<Randomization>,
     /// Probability that a training label is replaced by a uniform random class.
     #[arg(long, default_value_t = 0.0, value_name = "P", allow_negative_numbers = true)]
     pub label_corrupt_prob: f64,
@@ -92,9 +101,22 @@ pub struct TrainArgs {
     /// Number of epochs (0: build data and model, print the parameter count, exit).
     #[arg(long, default_value_t = 300)]
     pub epochs: usize,
-    /// Base learning rate (×0.1 from epoch 150, ×0.01 from epoch 225).
+    /// Base learning rate.
     #[arg(long, default_value_t = 0.1, allow_negative_numbers = true)]
     pub learning_rate: f64,
+    /// Learning-rate schedule: step (×0.1 from epoch 150, ×0.01 from 225) or exp (lr·decay^epoch).
+    #[arg(long, value_enum, default_value = "step")]
+    pub lr_schedule: ScheduleKind,
+    /// Per-epoch factor of --lr-schedule exp (the paper's 0.95).
+    #[arg(long, default_value_t = 0.95, allow_negative_numbers = true)]
+    pub lr_decay: f64,
+    /// Input preprocessing: demo (per-channel normalisation) or paper (centre 28×28 crop +
+    /// per-image whitening).
+    #[arg(long, value_enum, default_value = "demo")]
+    pub preprocess: Preprocess,
+    /// Stop at the first epoch whose train accuracy reaches A percent (time to fit).
+    #[arg(long, value_name = "A", allow_negative_numbers = true)]
+    pub stop_at_train_acc: Option<f64>,
     /// SGD momentum.
     #[arg(long, default_value_t = 0.9, allow_negative_numbers = true)]
     pub momentum: f64,
@@ -154,7 +176,14 @@ impl TrainArgs {
             synthetic_test: d.synthetic_test,
             train_size: d.train_size,
             val_size: d.val_size,
-            num_classes: d.num_classes,
+            split_test_set: d.split_test_set,
+            num_classes: d.num_classes.unwrap_or(d.data.num_classes()),
+            randomize: d.randomize.unwrap_or(if d.label_corrupt_prob > 0.0 {
+                Randomization::Labels
+            } else {
+                Randomization::None
+            }),
+            preprocess: self.preprocess,
             data_augmentation: self.data_augmentation && !self.no_data_augmentation,
             label_corrupt_prob: d.label_corrupt_prob,
             corrupt_seed: d.corrupt_seed,
@@ -162,7 +191,7 @@ impl TrainArgs {
             batch_size: self.batch_size,
             epochs: self.epochs,
             learning_rate: self.learning_rate,
-            lr_schedule: LrSchedule::Step,
+            lr_schedule: LrSchedule::new(self.lr_schedule, self.lr_decay),
             momentum: self.momentum,
             weight_decay: self.weight_decay,
             eval_full_trainset: !self.no_eval_full_trainset,
@@ -173,6 +202,7 @@ impl TrainArgs {
             mlp_spec: self.mlp_spec,
             mlp_bias: self.mlp_bias,
             name: self.name,
+            stop_at_train_acc: self.stop_at_train_acc,
             seed: d.seed,
             backend: self.backend,
         };

@@ -18,7 +18,10 @@ struct Row {
 fn metrics(run_dir: &Path) -> Vec<Row> {
     let text = std::fs::read_to_string(run_dir.join("metrics.csv")).unwrap();
     let mut lines = text.lines();
-    assert_eq!(lines.next(), Some("epoch,lr,train_loss,train_acc,val_loss,val_acc,seconds"));
+    assert_eq!(
+        lines.next(),
+        Some("epoch,lr,train_loss,train_acc,val_loss,val_acc,seconds,train_acc_corrupted,train_acc_clean")
+    );
     lines
         .map(|l| {
             let cells: Vec<&str> = l.split(',').collect();

@@ -1,5 +1,7 @@
 //! The typed settings of a training run, saved as `config.json` next to every run.
 
+use crate::data::batch::Preprocess;
+use crate::data::randomize::Randomization;
 use crate::data::source::DataKind;
 use crate::device::Backend;
 use crate::model::{Arch, ModelSpec, WrnSpec, parse_mlp_spec};
@@ -32,8 +34,17 @@ pub struct TrainConfig {
     pub train_size: Option<usize>,
     /// Use only the first N validation examples (all if unset).
     pub val_size: Option<usize>,
+    /// Train on the first N test examples and validate on the rest (only the test files are read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split_test_set: Option<usize>,
     /// Number of classes.
     pub num_classes: usize,
+    /// Which randomization test runs (labels, shuffled/random pixels, Gaussian, or none).
+    #[serde(default)]
+    pub randomize: Randomization,
+    /// Input preprocessing: the demo's normalisation or the paper's crop + whitening.
+    #[serde(default)]
+    pub preprocess: Preprocess,
     /// Random crop (4-pixel zero padding) and horizontal flip of training images.
     pub data_augmentation: bool,
     /// Probability that a training label is replaced by a uniform random class.
@@ -74,6 +85,9 @@ pub struct TrainConfig {
     pub mlp_bias: bool,
     /// Experiment name prefix.
     pub name: String,
+    /// Stop at the first epoch whose train accuracy (percent) reaches this value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_at_train_acc: Option<f64>,
     /// Seed of model initialisation, shuffling, augmentation, dropout and synthetic data.
     pub seed: u64,
     /// Compute backend.
@@ -115,6 +129,23 @@ impl TrainConfig {
             bail!("--synthetic-train and --synthetic-test must be at least 1");
         }
         self.lr_schedule.validate()?;
+        if let Some(acc) = self.stop_at_train_acc
+            && !(acc > 0.0 && acc <= 100.0)
+        {
+            bail!("--stop-at-train-acc {acc} must be in (0, 100]");
+        }
+        if matches!(self.split_test_set, Some(0)) {
+            bail!("--split-test-set must be at least 1");
+        }
+        match self.randomize {
+            Randomization::Labels if self.label_corrupt_prob == 0.0 => {
+                bail!("--randomize labels needs --label-corrupt-prob > 0 (1.0 = random labels)")
+            }
+            Randomization::None if self.label_corrupt_prob > 0.0 => {
+                bail!("--randomize none contradicts --label-corrupt-prob {}", self.label_corrupt_prob)
+            }
+            _ => {}
+        }
         self.wrn().blocks_per_group()?;
         parse_mlp_spec(&self.mlp_spec)?;
         Ok(())

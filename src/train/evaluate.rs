@@ -1,7 +1,7 @@
 //! Loss and accuracy of a model on a split, in eval mode, and the loss of a training batch.
 
 use super::metrics::Tally;
-use crate::data::batch::{Normalization, make_batch};
+use crate::data::batch::{InputPipeline, make_batch};
 use crate::data::prepared::LabelledSplit;
 use crate::model::Model;
 use burn::tensor::activation::log_softmax;
@@ -37,8 +37,8 @@ pub struct Evaluation {
 /// calling `on_batch` after each batch (progress reporting).
 pub fn evaluate(
     model: &Model,
+    pipeline: &InputPipeline,
     split: &LabelledSplit,
-    norm: &Normalization,
     batch_size: usize,
     device: &Device,
     mut on_batch: impl FnMut(),
@@ -47,7 +47,7 @@ pub fn evaluate(
     let mut correct = Vec::with_capacity(split.len());
     let indices: Vec<usize> = (0..split.len()).collect();
     for chunk in indices.chunks(batch_size) {
-        let batch = make_batch(&split.images, &split.labels, chunk, norm, None, device);
+        let batch = make_batch(pipeline, &split.images, &split.labels, chunk, None, device);
         let logits = model.forward(batch.images);
         let loss_sum: f64 =
             per_example_loss(logits.clone(), batch.targets).sum().into_scalar::<f32>() as f64;

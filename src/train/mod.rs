@@ -3,8 +3,10 @@
 pub mod checkpoint;
 pub mod config;
 pub mod evaluate;
+pub mod memorization;
 pub mod metrics;
 pub mod progress;
+pub mod results;
 pub mod run_dir;
 pub mod schedule;
 pub mod sgd;

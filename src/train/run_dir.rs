@@ -22,6 +22,10 @@ pub fn experiment_name(config: &TrainConfig) -> String {
     }
     name.push_str(config.data.name());
     name.push('_');
+    if config.randomize.changes_inputs() {
+        name.push_str(config.randomize.name());
+        name.push('_');
+    }
     if config.label_corrupt_prob > 0.0 {
         name.push_str(&format!("corrupt{}_", python_g(config.label_corrupt_prob)));
     }

@@ -7,8 +7,12 @@ use super::metrics::{EpochMetrics, Tally};
 use super::progress::epoch_bar;
 use super::run_dir::{RunDir, experiment_name};
 use super::sgd::{Sgd, SgdConfig};
-use crate::data::batch::{Normalization, make_batch};
+use super::memorization::{FitTracker, npy_u8, split_accuracy};
+use super::results::{RunResults, data_fingerprint};
+use crate::atomic::write_atomic;
+use crate::data::batch::{InputPipeline, make_batch};
 use crate::data::prepared::{LabelPlan, PreparedData, prepare};
+use crate::data::randomize::randomize_inputs;
 use crate::data::source::{DataRequest, load_splits};
 use crate::data::synthetic::SyntheticSpec;
 use crate::model::params::load_named_tensors;
@@ -66,12 +70,20 @@ pub fn data_request(config: &TrainConfig, options: &RunOptions) -> DataRequest {
             num_classes: config.num_classes,
         },
         seed: config.seed,
+        split_test_set: config.split_test_set,
     }
 }
 
-/// Loads the data and applies subsets and label corruption as `config` says.
+/// The input pipeline (preprocessing and normalisation) of a run.
+pub fn input_pipeline(config: &TrainConfig) -> InputPipeline {
+    InputPipeline { preprocess: config.preprocess, norm: config.data.normalization() }
+}
+
+/// Loads the data and applies the input randomization, subsets and label corruption as
+/// `config` says. Everything random is drawn here, once, from the seeds.
 pub fn prepare_data(config: &TrainConfig, options: &RunOptions) -> Result<PreparedData> {
-    let splits = load_splits(&data_request(config, options))?;
+    let mut splits = load_splits(&data_request(config, options))?;
+    randomize_inputs(&mut splits, config.randomize, config.seed);
     let plan = LabelPlan {
         train_size: config.train_size,
         val_size: config.val_size,
@@ -86,12 +98,8 @@ pub fn prepare_data(config: &TrainConfig, options: &RunOptions) -> Result<Prepar
 pub fn train(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary> {
     config.validate()?;
     let data = prepare_data(config, options)?;
-    let images = &data.train.images;
-    let spec = config.model_spec([images.channels, images.height, images.width])?;
-    let norm = match images.channels {
-        1 => Normalization::mnist(),
-        _ => Normalization::cifar10(),
-    };
+    let pipeline = input_pipeline(config);
+    let spec = config.model_spec(pipeline.input_shape(&data.train.images))?;
     let device = config.backend.training_device();
     let eval_device = config.backend.device();
     let mut model = Model::new(&spec, config.seed, &device)?;
@@ -104,8 +112,10 @@ pub fn train(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary> {
 
     let mut run = RunDir::open(&options.out, &experiment)?;
     let checkpoint_path = run.checkpoint_path();
+    let fingerprint = data_fingerprint(&data);
     let mut sgd = Sgd::new(SgdConfig { momentum: config.momentum, weight_decay: config.weight_decay });
     let mut history: Vec<EpochMetrics> = Vec::new();
+    let mut tracker = FitTracker::new(data.train.len());
     let mut start_epoch = 0;
     if checkpoint_path.exists() {
         if !options.resume {
@@ -123,21 +133,36 @@ pub fn train(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary> {
                 first_difference(&saved, &config.resume_key())
             );
         }
+        if ckpt.get::<String>("data_fingerprint")? != fingerprint {
+            bail!(
+                "checkpoint {} was trained on other data (the dataset files or their randomization differ)",
+                checkpoint_path.display()
+            );
+        }
         model = load_named_tensors(model, ckpt.model.clone())
             .with_context(|| format!("checkpoint {} does not fit this model", checkpoint_path.display()))?;
         sgd.load_state(ckpt.velocity.clone(), &device);
         history = ckpt.get("history")?;
+        tracker = ckpt.get("fit_tracker")?;
         start_epoch = ckpt.next_epoch;
     } else if options.resume {
         eprintln!("note: no checkpoint in {}, starting from epoch 0", run.path.display());
     }
     run.write_config(config, &experiment)?;
+    let corrupted: Vec<u8> = data.train.corrupted.iter().map(|&c| c as u8).collect();
+    write_atomic(&run.path.join("corrupted.npy"), &npy_u8(&corrupted))?;
     run.log(&format!("Number of parameters: {param_count}"))?;
 
     let train_steps = data.train.len().div_ceil(config.batch_size);
     let eval_steps = data.val.len().div_ceil(config.batch_size)
         + if config.eval_full_trainset { train_steps } else { 0 };
+    let fitted = |history: &[EpochMetrics]| {
+        config.stop_at_train_acc.is_some_and(|a| history.last().is_some_and(|m| m.train_acc >= a))
+    };
     for epoch in start_epoch..config.epochs {
+        if fitted(&history) {
+            break;
+        }
         let started = Instant::now();
         let lr = config.lr_schedule.at(config.learning_rate, epoch);
         let bar = epoch_bar(epoch, config.epochs, (train_steps + eval_steps) as u64, options.progress);
@@ -146,9 +171,10 @@ pub fn train(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary> {
         order.shuffle(&mut rng::stream(config.seed, Purpose::Shuffle, epoch as u64));
         let mut augment = rng::stream(config.seed, Purpose::Augment, epoch as u64);
         let mut running = Tally::default();
+        let mut running_correct = vec![false; data.train.len()];
         for (step, chunk) in order.chunks(config.batch_size).enumerate() {
             let rng = config.data_augmentation.then_some(&mut augment);
-            let batch = make_batch(&data.train.images, &data.train.labels, chunk, &norm, rng, &device);
+            let batch = make_batch(&pipeline, &data.train.images, &data.train.labels, chunk, rng, &device);
             let step_result = train_step(model, &mut sgd, batch.images, batch.targets, lr);
             model = step_result.model;
             let loss_value = step_result.loss;
@@ -158,25 +184,34 @@ pub fn train(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary> {
                 );
             }
             if !config.eval_full_trainset {
-                let hits = predictions(step_result.logits).iter().zip(&batch.labels).filter(|(p, l)| p == l).count();
+                let preds = predictions(step_result.logits);
+                for ((&i, p), l) in chunk.iter().zip(&preds).zip(&batch.labels) {
+                    running_correct[i] = p == l;
+                }
+                let hits = preds.iter().zip(&batch.labels).filter(|(p, l)| p == l).count();
                 running.add(loss_value, hits, chunk.len());
             }
             bar.set_message(format!("loss {loss_value:.4}"));
             bar.inc(1);
         }
         let eval_model = model.valid();
-        let train_tally = if config.eval_full_trainset {
-            evaluate(&eval_model, &data.train, &norm, config.batch_size, &eval_device, || bar.inc(1)).tally
+        let (train_tally, train_correct) = if config.eval_full_trainset {
+            let e = evaluate(&eval_model, &pipeline, &data.train, config.batch_size, &eval_device, || bar.inc(1));
+            (e.tally, e.correct)
         } else {
-            running
+            (running, running_correct)
         };
-        let val = evaluate(&eval_model, &data.val, &norm, config.batch_size, &eval_device, || bar.inc(1));
+        let val = evaluate(&eval_model, &pipeline, &data.val, config.batch_size, &eval_device, || bar.inc(1));
         bar.finish_and_clear();
+        tracker.update(epoch, &train_correct);
+        let split = split_accuracy(&train_correct, &data.train.corrupted);
         let metrics = EpochMetrics {
             epoch,
             lr,
             train_loss: train_tally.loss(),
             train_acc: train_tally.accuracy(),
+            train_acc_corrupted: split.corrupted,
+            train_acc_clean: split.clean,
             val_loss: val.tally.loss(),
             val_acc: val.tally.accuracy(),
             seconds: started.elapsed().as_secs_f64(),
@@ -187,7 +222,19 @@ pub fn train(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary> {
         run.log(&metrics.log_line())?;
         history.push(metrics);
         run.write_metrics(&history)?;
-        save_checkpoint(&run.checkpoint_path(), &model, &sgd, config, &history, epoch + 1)?;
+        tracker.save_npy(&run.path.join("fitted_epoch.npy"))?;
+        let mut ckpt = checkpoint(&model, &sgd, epoch + 1);
+        ckpt.put("config", &config.resume_key());
+        ckpt.put("history", &history);
+        ckpt.put("fit_tracker", &tracker);
+        ckpt.put("data_fingerprint", &fingerprint);
+        ckpt.put("seed", &config.seed);
+        ckpt.save(&checkpoint_path)?;
+    }
+    let results = RunResults::new(config, &experiment, param_count, &history, train_steps);
+    results.save(&run.path.join("results.json"))?;
+    if let Some(fit) = &results.time_to_fit {
+        eprintln!("train accuracy reached {}% at epoch {} (step {})", fit.threshold, fit.epoch, fit.steps);
     }
     Ok(RunSummary { experiment, dir: Some(run.path), param_count, history })
 }
@@ -212,25 +259,14 @@ pub fn train_step(model: Model, sgd: &mut Sgd, images: Tensor<4>, targets: Tenso
     StepResult { model, logits: logits.detach(), loss: loss_value }
 }
 
-/// Writes the end-of-epoch checkpoint.
-fn save_checkpoint(
-    path: &std::path::Path,
-    model: &Model,
-    sgd: &Sgd,
-    config: &TrainConfig,
-    history: &[EpochMetrics],
-    next_epoch: usize,
-) -> Result<()> {
-    let mut ckpt = Checkpoint {
+/// The end-of-epoch checkpoint's tensors: model and momentum buffers.
+fn checkpoint(model: &Model, sgd: &Sgd, next_epoch: usize) -> Checkpoint {
+    Checkpoint {
         next_epoch,
         model: named_tensors(model).into_iter().map(|t| (t.name, t.data)).collect(),
         velocity: sgd.state(),
         meta: Default::default(),
-    };
-    ckpt.put("config", &config.resume_key());
-    ckpt.put("history", &history);
-    ckpt.put("seed", &config.seed);
-    ckpt.save(path)
+    }
 }
 
 /// The first top-level setting where two configs differ, as `key: saved vs now`.
