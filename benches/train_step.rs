@@ -22,6 +22,9 @@ struct Args {
     /// Batch size.
     #[arg(long, default_value_t = 128)]
     batch_size: usize,
+    /// Print `name,train_ms,eval_ms` lines instead of a table (for bench/vs_pytorch.sh).
+    #[arg(long)]
+    csv: bool,
     /// Ignored (cargo bench passes it).
     #[arg(long, hide = true)]
     bench: bool,
@@ -38,9 +41,11 @@ fn main() {
         ("WRN-28-1", ModelSpec { arch: Arch::WideResnet, wrn, mlp_hidden: vec![], mlp_bias: false, input: [3, 32, 32], num_classes: 10 }),
         ("MLP-512", ModelSpec { arch: Arch::Mlp, wrn, mlp_hidden: vec![512], mlp_bias: false, input: [3, 32, 32], num_classes: 10 }),
     ];
-    println!("threads: {}, batch {}, {} timed steps", rayon_threads(), args.batch_size, args.steps);
-    println!("| model | params | train ms/step | train img/s | eval ms/batch | eval img/s |");
-    println!("|---|---:|---:|---:|---:|---:|");
+    if !args.csv {
+        println!("threads: {}, batch {}, {} timed steps", rayon_threads(), args.batch_size, args.steps);
+        println!("| model | params | train ms/step | train img/s | eval ms/batch | eval img/s |");
+        println!("|---|---:|---:|---:|---:|---:|");
+    }
     for (name, spec) in models {
         let device = backend.training_device();
         let mut model = Model::new(&spec, 0, &device).expect("model builds");
@@ -70,6 +75,10 @@ fn main() {
         time_eval(2);
         let eval_s = time_eval(args.steps) / args.steps as f64;
         let bs = args.batch_size as f64;
+        if args.csv {
+            println!("{name},{:.2},{:.2}", train_s * 1e3, eval_s * 1e3);
+            continue;
+        }
         println!(
             "| {name} | {params} | {:.1} | {:.0} | {:.1} | {:.0} |",
             train_s * 1e3,

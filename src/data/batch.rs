@@ -166,6 +166,18 @@ fn whiten(image: &mut [f32]) {
     }
 }
 
+/// A batch on the host: preprocessed pixels and labels, not yet a tensor. Built off the
+/// critical path by [`super::prefetch`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostBatch {
+    /// Network inputs, `[B, C, H, W]` row-major.
+    pub pixels: Vec<f32>,
+    /// Shape `[B, C, H, W]`.
+    pub shape: [usize; 4],
+    /// Target classes.
+    pub labels: Vec<u8>,
+}
+
 /// A batch ready for the model: images `[B, C, H, W]`, labels and their tensor.
 pub struct Batch {
     /// Preprocessed (and possibly augmented) images.
@@ -174,6 +186,31 @@ pub struct Batch {
     pub targets: Tensor<1, Int>,
     /// The same targets as host values, for accuracy bookkeeping.
     pub labels: Vec<u8>,
+}
+
+impl HostBatch {
+    /// Gathers, preprocesses and (if `augment` is given) augments the examples `indices` of `set`
+    /// with `labels` as targets.
+    pub fn new(
+        pipeline: &InputPipeline,
+        set: &ImageSet,
+        labels: &[u8],
+        indices: &[usize],
+        augment: Option<&mut ChaCha8Rng>,
+    ) -> Self {
+        let pixels = pipeline.pixels(set, indices, augment);
+        let [c, h, w] = pipeline.input_shape(set);
+        let labels = indices.iter().map(|&i| labels[i]).collect();
+        Self { pixels, shape: [indices.len(), c, h, w], labels }
+    }
+
+    /// The batch as tensors on `device`.
+    pub fn into_batch(self, device: &Device) -> Batch {
+        let images = Tensor::<4>::from_data(TensorData::new(self.pixels, self.shape), device);
+        let target_values: Vec<i64> = self.labels.iter().map(|&l| l as i64).collect();
+        let targets = Tensor::<1, Int>::from_data(TensorData::new(target_values, [self.shape[0]]), device);
+        Batch { images, targets, labels: self.labels }
+    }
 }
 
 /// Builds the batch of `indices` from `set` (with `labels` as targets) on `device`.
@@ -185,13 +222,7 @@ pub fn make_batch(
     augment: Option<&mut ChaCha8Rng>,
     device: &Device,
 ) -> Batch {
-    let pixels = pipeline.pixels(set, indices, augment);
-    let [c, h, w] = pipeline.input_shape(set);
-    let images = Tensor::<4>::from_data(TensorData::new(pixels, [indices.len(), c, h, w]), device);
-    let labels: Vec<u8> = indices.iter().map(|&i| labels[i]).collect();
-    let target_values: Vec<i64> = labels.iter().map(|&l| l as i64).collect();
-    let targets = Tensor::<1, Int>::from_data(TensorData::new(target_values, [indices.len()]), device);
-    Batch { images, targets, labels }
+    HostBatch::new(pipeline, set, labels, indices, augment).into_batch(device)
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ pub mod download;
 pub mod idx;
 pub mod image_set;
 pub mod numpy_rng;
+pub mod prefetch;
 pub mod prepared;
 pub mod randomize;
 pub mod source;

@@ -10,7 +10,8 @@ use super::sgd::{Sgd, SgdConfig};
 use super::memorization::{FitTracker, npy_u8, split_accuracy};
 use super::results::{RunResults, data_fingerprint};
 use crate::atomic::write_atomic;
-use crate::data::batch::{InputPipeline, make_batch};
+use crate::data::batch::InputPipeline;
+use crate::data::prefetch::prefetch;
 use crate::data::prepared::{LabelPlan, PreparedData, prepare};
 use crate::data::randomize::randomize_inputs;
 use crate::data::source::{DataRequest, load_splits};
@@ -169,31 +170,44 @@ pub fn train(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary> {
         device.seed(rng::backend_seed(config.seed, Purpose::Dropout, epoch as u64));
         let mut order: Vec<usize> = (0..data.train.len()).collect();
         order.shuffle(&mut rng::stream(config.seed, Purpose::Shuffle, epoch as u64));
-        let mut augment = rng::stream(config.seed, Purpose::Augment, epoch as u64);
+        let augment = config
+            .data_augmentation
+            .then(|| rng::stream(config.seed, Purpose::Augment, epoch as u64));
         let mut running = Tally::default();
         let mut running_correct = vec![false; data.train.len()];
-        for (step, chunk) in order.chunks(config.batch_size).enumerate() {
-            let rng = config.data_augmentation.then_some(&mut augment);
-            let batch = make_batch(&pipeline, &data.train.images, &data.train.labels, chunk, rng, &device);
-            let step_result = train_step(model, &mut sgd, batch.images, batch.targets, lr);
-            model = step_result.model;
-            let loss_value = step_result.loss;
-            if !loss_value.is_finite() {
-                bail!(
-                    "training diverged: loss is {loss_value} at epoch {epoch}, step {step} (try a smaller --learning-rate)"
-                );
-            }
-            if !config.eval_full_trainset {
-                let preds = predictions(step_result.logits);
-                for ((&i, p), l) in chunk.iter().zip(&preds).zip(&batch.labels) {
-                    running_correct[i] = p == l;
+        model = std::thread::scope(|scope| -> Result<Model> {
+            let batches = prefetch(
+                scope,
+                &pipeline,
+                &data.train.images,
+                &data.train.labels,
+                &order,
+                config.batch_size,
+                augment,
+            );
+            for ((step, chunk), host) in order.chunks(config.batch_size).enumerate().zip(batches) {
+                let batch = host.into_batch(&device);
+                let step_result = train_step(model, &mut sgd, batch.images, batch.targets, lr);
+                model = step_result.model;
+                let loss_value = step_result.loss;
+                if !loss_value.is_finite() {
+                    bail!(
+                        "training diverged: loss is {loss_value} at epoch {epoch}, step {step} (try a smaller --learning-rate)"
+                    );
                 }
-                let hits = preds.iter().zip(&batch.labels).filter(|(p, l)| p == l).count();
-                running.add(loss_value, hits, chunk.len());
+                if !config.eval_full_trainset {
+                    let preds = predictions(step_result.logits);
+                    for ((&i, p), l) in chunk.iter().zip(&preds).zip(&batch.labels) {
+                        running_correct[i] = p == l;
+                    }
+                    let hits = preds.iter().zip(&batch.labels).filter(|(p, l)| p == l).count();
+                    running.add(loss_value, hits, chunk.len());
+                }
+                bar.set_message(format!("loss {loss_value:.4}"));
+                bar.inc(1);
             }
-            bar.set_message(format!("loss {loss_value:.4}"));
-            bar.inc(1);
-        }
+            Ok(model)
+        })?;
         let eval_model = model.valid();
         let (train_tally, train_correct) = if config.eval_full_trainset {
             let e = evaluate(&eval_model, &pipeline, &data.train, config.batch_size, &eval_device, || bar.inc(1));
