@@ -10,7 +10,7 @@ use rethink::data::synthetic::{SyntheticSpec, generate};
 use rethink::device::Backend;
 use rethink::model::{Arch, Model, ModelSpec, WrnSpec, trainable_param_count};
 use rethink::train::sgd::{Sgd, SgdConfig};
-use rethink::train::trainer::train_step;
+use rethink::train::epoch::train_step;
 use std::time::Instant;
 
 /// Benchmark options.

@@ -179,8 +179,7 @@ mod tests {
         set.image(i)[c * n..(c + 1) * n].to_vec()
     }
 
-    /// The permutation p with after[k] == before[p[k]] for all channels, if one exists that
-    /// maps positions consistently (checked on distinct-valued positions).
+    /// The values of `v` in ascending order (equal multisets ⇔ one is a permutation of the other).
     fn sorted(v: &[u8]) -> Vec<u8> {
         let mut v = v.to_vec();
         v.sort_unstable();
@@ -229,6 +228,7 @@ mod tests {
             assert_ne!(before.train.image(i), after.train.image(i));
             recovered.insert(after.train.image(i)[..n].to_vec());
         }
+        assert_eq!(recovered.len(), before.train.len(), "randomized images all differ");
         // Apply to a constant-structure probe: identical images must end up different.
         let mut probe = splits();
         let first = probe.train.image(0).to_vec();

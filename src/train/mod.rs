@@ -2,6 +2,7 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod epoch;
 pub mod evaluate;
 pub mod memorization;
 pub mod metrics;

@@ -1,31 +1,24 @@
-//! The training loop: data → model → SGD epochs with evaluation, logging and checkpoints.
+//! A training run: data → model → SGD epochs, with logging, checkpoints and resume.
 
 use super::checkpoint::Checkpoint;
 use super::config::{TrainConfig, ValLabels};
-use super::evaluate::{cross_entropy, evaluate, predictions};
-use super::metrics::{EpochMetrics, Tally};
-use super::progress::epoch_bar;
+use super::epoch::{EpochContext, run_epoch};
+use super::memorization::{FitTracker, npy_u8};
+use super::metrics::EpochMetrics;
+use super::results::{RunResults, data_fingerprint};
 use super::run_dir::{RunDir, experiment_name};
 use super::sgd::{Sgd, SgdConfig};
-use super::memorization::{FitTracker, npy_u8, split_accuracy};
-use super::results::{RunResults, data_fingerprint};
 use crate::atomic::write_atomic;
 use crate::data::batch::InputPipeline;
-use crate::data::prefetch::prefetch;
 use crate::data::prepared::{LabelPlan, PreparedData, prepare};
 use crate::data::randomize::randomize_inputs;
 use crate::data::source::{DataRequest, load_splits};
 use crate::data::synthetic::SyntheticSpec;
 use crate::model::params::load_named_tensors;
 use crate::model::{Model, named_tensors, trainable_param_count};
-use crate::rng::{self, Purpose};
 use anyhow::{Context, Result, bail};
-use burn::module::Module;
-use burn::optim::GradientsParams;
-use burn::tensor::{Int, Tensor};
-use rand::seq::SliceRandom;
-use std::path::PathBuf;
-use std::time::Instant;
+use burn::tensor::Device;
+use std::path::{Path, PathBuf};
 
 /// How a run is carried out, beyond the settings that determine its numbers.
 #[derive(Debug, Clone)]
@@ -102,8 +95,7 @@ pub fn train(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary> {
     let pipeline = input_pipeline(config);
     let spec = config.model_spec(pipeline.input_shape(&data.train.images))?;
     let device = config.backend.training_device();
-    let eval_device = config.backend.device();
-    let mut model = Model::new(&spec, config.seed, &device)?;
+    let model = Model::new(&spec, config.seed, &device)?;
     let param_count = trainable_param_count(&model);
     let experiment = experiment_name(config);
     if config.epochs == 0 {
@@ -112,40 +104,22 @@ pub fn train(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary> {
     }
 
     let mut run = RunDir::open(&options.out, &experiment)?;
-    let checkpoint_path = run.checkpoint_path();
     let fingerprint = data_fingerprint(&data);
-    let mut sgd = Sgd::new(SgdConfig { momentum: config.momentum, weight_decay: config.weight_decay });
-    let mut history: Vec<EpochMetrics> = Vec::new();
-    let mut tracker = FitTracker::new(data.train.len());
-    let mut start_epoch = 0;
-    if checkpoint_path.exists() {
+    let mut state = TrainState {
+        model,
+        sgd: Sgd::new(SgdConfig { momentum: config.momentum, weight_decay: config.weight_decay }),
+        history: Vec::new(),
+        tracker: FitTracker::new(data.train.len()),
+        next_epoch: 0,
+    };
+    if run.checkpoint_path().exists() {
         if !options.resume {
             bail!(
                 "{} already holds a checkpoint: pass --resume to continue it, or choose another --name or --out",
                 run.path.display()
             );
         }
-        let ckpt = Checkpoint::load(&checkpoint_path)?;
-        let saved: serde_json::Value = ckpt.get("config")?;
-        if saved != config.resume_key() {
-            bail!(
-                "checkpoint {} was written with other settings ({}); resume with the same flags (only --epochs and --data-dir may change)",
-                checkpoint_path.display(),
-                first_difference(&saved, &config.resume_key())
-            );
-        }
-        if ckpt.get::<String>("data_fingerprint")? != fingerprint {
-            bail!(
-                "checkpoint {} was trained on other data (the dataset files or their randomization differ)",
-                checkpoint_path.display()
-            );
-        }
-        model = load_named_tensors(model, ckpt.model.clone())
-            .with_context(|| format!("checkpoint {} does not fit this model", checkpoint_path.display()))?;
-        sgd.load_state(ckpt.velocity.clone(), &device);
-        history = ckpt.get("history")?;
-        tracker = ckpt.get("fit_tracker")?;
-        start_epoch = ckpt.next_epoch;
+        state = state.restore(&run.checkpoint_path(), config, &fingerprint, &device)?;
     } else if options.resume {
         eprintln!("note: no checkpoint in {}, starting from epoch 0", run.path.display());
     }
@@ -154,132 +128,90 @@ pub fn train(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary> {
     write_atomic(&run.path.join("corrupted.npy"), &npy_u8(&corrupted))?;
     run.log(&format!("Number of parameters: {param_count}"))?;
 
-    let train_steps = data.train.len().div_ceil(config.batch_size);
-    let eval_steps = data.val.len().div_ceil(config.batch_size)
-        + if config.eval_full_trainset { train_steps } else { 0 };
-    let fitted = |history: &[EpochMetrics]| {
-        config.stop_at_train_acc.is_some_and(|a| history.last().is_some_and(|m| m.train_acc >= a))
+    let ctx = EpochContext {
+        config,
+        data: &data,
+        pipeline: &pipeline,
+        device: device.clone(),
+        eval_device: config.backend.device(),
+        progress: options.progress,
     };
-    for epoch in start_epoch..config.epochs {
-        if fitted(&history) {
+    for epoch in state.next_epoch..config.epochs {
+        let fitted = |m: &EpochMetrics| config.stop_at_train_acc.is_some_and(|a| m.train_acc >= a);
+        if state.history.last().is_some_and(fitted) {
             break;
         }
-        let started = Instant::now();
-        let lr = config.lr_schedule.at(config.learning_rate, epoch);
-        let bar = epoch_bar(epoch, config.epochs, (train_steps + eval_steps) as u64, options.progress);
-        device.seed(rng::backend_seed(config.seed, Purpose::Dropout, epoch as u64));
-        let mut order: Vec<usize> = (0..data.train.len()).collect();
-        order.shuffle(&mut rng::stream(config.seed, Purpose::Shuffle, epoch as u64));
-        let augment = config
-            .data_augmentation
-            .then(|| rng::stream(config.seed, Purpose::Augment, epoch as u64));
-        let mut running = Tally::default();
-        let mut running_correct = vec![false; data.train.len()];
-        model = std::thread::scope(|scope| -> Result<Model> {
-            let batches = prefetch(
-                scope,
-                &pipeline,
-                &data.train.images,
-                &data.train.labels,
-                &order,
-                config.batch_size,
-                augment,
-            );
-            for ((step, chunk), host) in order.chunks(config.batch_size).enumerate().zip(batches) {
-                let batch = host.into_batch(&device);
-                let step_result = train_step(model, &mut sgd, batch.images, batch.targets, lr);
-                model = step_result.model;
-                let loss_value = step_result.loss;
-                if !loss_value.is_finite() {
-                    bail!(
-                        "training diverged: loss is {loss_value} at epoch {epoch}, step {step} (try a smaller --learning-rate)"
-                    );
-                }
-                if !config.eval_full_trainset {
-                    let preds = predictions(step_result.logits);
-                    for ((&i, p), l) in chunk.iter().zip(&preds).zip(&batch.labels) {
-                        running_correct[i] = p == l;
-                    }
-                    let hits = preds.iter().zip(&batch.labels).filter(|(p, l)| p == l).count();
-                    running.add(loss_value, hits, chunk.len());
-                }
-                bar.set_message(format!("loss {loss_value:.4}"));
-                bar.inc(1);
-            }
-            Ok(model)
-        })?;
-        let eval_model = model.valid();
-        let (train_tally, train_correct) = if config.eval_full_trainset {
-            let e = evaluate(&eval_model, &pipeline, &data.train, config.batch_size, &eval_device, || bar.inc(1));
-            (e.tally, e.correct)
-        } else {
-            (running, running_correct)
-        };
-        let val = evaluate(&eval_model, &pipeline, &data.val, config.batch_size, &eval_device, || bar.inc(1));
-        bar.finish_and_clear();
-        tracker.update(epoch, &train_correct);
-        let split = split_accuracy(&train_correct, &data.train.corrupted);
-        let metrics = EpochMetrics {
-            epoch,
-            lr,
-            train_loss: train_tally.loss(),
-            train_acc: train_tally.accuracy(),
-            train_acc_corrupted: split.corrupted,
-            train_acc_clean: split.clean,
-            val_loss: val.tally.loss(),
-            val_acc: val.tally.accuracy(),
-            seconds: started.elapsed().as_secs_f64(),
-        };
-        if !metrics.train_loss.is_finite() || !metrics.val_loss.is_finite() {
-            bail!("training diverged: evaluation loss is not finite after epoch {epoch} (try a smaller --learning-rate)");
-        }
-        run.log(&metrics.log_line())?;
-        history.push(metrics);
-        run.write_metrics(&history)?;
-        tracker.save_npy(&run.path.join("fitted_epoch.npy"))?;
-        let mut ckpt = checkpoint(&model, &sgd, epoch + 1);
-        ckpt.put("config", &config.resume_key());
-        ckpt.put("history", &history);
-        ckpt.put("fit_tracker", &tracker);
-        ckpt.put("data_fingerprint", &fingerprint);
-        ckpt.put("seed", &config.seed);
-        ckpt.save(&checkpoint_path)?;
+        let (model, outcome) = run_epoch(&ctx, state.model, &mut state.sgd, epoch)?;
+        state.model = model;
+        state.tracker.update(epoch, &outcome.train_correct);
+        run.log(&outcome.metrics.log_line())?;
+        state.history.push(outcome.metrics);
+        state.next_epoch = epoch + 1;
+        run.write_metrics(&state.history)?;
+        state.tracker.save_npy(&run.path.join("fitted_epoch.npy"))?;
+        state.save(&run.checkpoint_path(), config, &fingerprint)?;
     }
-    let results = RunResults::new(config, &experiment, param_count, &history, train_steps);
+    let steps_per_epoch = data.train.len().div_ceil(config.batch_size);
+    let results = RunResults::new(config, &experiment, param_count, &state.history, steps_per_epoch);
     results.save(&run.path.join("results.json"))?;
     if let Some(fit) = &results.time_to_fit {
         eprintln!("train accuracy reached {}% at epoch {} (step {})", fit.threshold, fit.epoch, fit.steps);
     }
-    Ok(RunSummary { experiment, dir: Some(run.path), param_count, history })
+    Ok(RunSummary { experiment, dir: Some(run.path), param_count, history: state.history })
 }
 
-/// What one SGD step returns.
-pub struct StepResult {
-    /// The updated model.
-    pub model: Model,
-    /// The batch's logits before the update (detached).
-    pub logits: Tensor<2>,
-    /// The batch's mean loss before the update.
-    pub loss: f64,
+/// Everything that evolves during a run and is saved in its checkpoint.
+struct TrainState {
+    model: Model,
+    sgd: Sgd,
+    history: Vec<EpochMetrics>,
+    tracker: FitTracker,
+    next_epoch: usize,
 }
 
-/// One training step: forward, softmax cross-entropy, backward, SGD update with rate `lr`.
-pub fn train_step(model: Model, sgd: &mut Sgd, images: Tensor<4>, targets: Tensor<1, Int>, lr: f64) -> StepResult {
-    let logits = model.forward(images);
-    let loss = cross_entropy(logits.clone(), targets);
-    let loss_value = loss.clone().into_scalar::<f32>() as f64;
-    let grads = GradientsParams::from_grads(loss.backward(), &model);
-    let model = sgd.step(lr, model, grads);
-    StepResult { model, logits: logits.detach(), loss: loss_value }
-}
+impl TrainState {
+    /// Continues from the checkpoint at `path`, refusing one written with other settings, on
+    /// other data, or for another model.
+    fn restore(mut self, path: &Path, config: &TrainConfig, fingerprint: &str, device: &Device) -> Result<Self> {
+        let ckpt = Checkpoint::load(path)?;
+        let saved: serde_json::Value = ckpt.get("config")?;
+        if saved != config.resume_key() {
+            bail!(
+                "checkpoint {} was written with other settings ({}); resume with the same flags (only --epochs and --data-dir may change)",
+                path.display(),
+                first_difference(&saved, &config.resume_key())
+            );
+        }
+        if ckpt.get::<String>("data_fingerprint")? != fingerprint {
+            bail!(
+                "checkpoint {} was trained on other data (the dataset files or their randomization differ)",
+                path.display()
+            );
+        }
+        self.model = load_named_tensors(self.model, ckpt.model.clone())
+            .with_context(|| format!("checkpoint {} does not fit this model", path.display()))?;
+        self.sgd.load_state(ckpt.velocity.clone(), device);
+        self.history = ckpt.get("history")?;
+        self.tracker = ckpt.get("fit_tracker")?;
+        self.next_epoch = ckpt.next_epoch;
+        Ok(self)
+    }
 
-/// The end-of-epoch checkpoint's tensors: model and momentum buffers.
-fn checkpoint(model: &Model, sgd: &Sgd, next_epoch: usize) -> Checkpoint {
-    Checkpoint {
-        next_epoch,
-        model: named_tensors(model).into_iter().map(|t| (t.name, t.data)).collect(),
-        velocity: sgd.state(),
-        meta: Default::default(),
+    /// Writes the end-of-epoch checkpoint: model, momentum buffers, epoch, history,
+    /// memorization state, and what a resume must match.
+    fn save(&self, path: &Path, config: &TrainConfig, fingerprint: &str) -> Result<()> {
+        let mut ckpt = Checkpoint {
+            next_epoch: self.next_epoch,
+            model: named_tensors(&self.model).into_iter().map(|t| (t.name, t.data)).collect(),
+            velocity: self.sgd.state(),
+            meta: Default::default(),
+        };
+        ckpt.put("config", &config.resume_key());
+        ckpt.put("history", &self.history);
+        ckpt.put("fit_tracker", &self.tracker);
+        ckpt.put("data_fingerprint", &fingerprint);
+        ckpt.put("seed", &config.seed);
+        ckpt.save(path)
     }
 }
 
