@@ -10,7 +10,9 @@ use rethink::data::synthetic::{SyntheticSpec, generate};
 use rethink::device::Backend;
 use rethink::model::{Arch, Model, ModelSpec, WrnSpec, trainable_param_count};
 use rethink::train::sgd::{Sgd, SgdConfig};
+use burn::optim::GradientsParams;
 use rethink::train::epoch::train_step;
+use rethink::train::evaluate::cross_entropy;
 use std::time::Instant;
 
 /// Benchmark options.
@@ -25,6 +27,9 @@ struct Args {
     /// Print `name,train_ms,eval_ms` lines instead of a table (for bench/vs_pytorch.sh).
     #[arg(long)]
     csv: bool,
+    /// Also print the time of each phase of a train step (forward, backward, SGD update).
+    #[arg(long)]
+    phases: bool,
     /// Ignored (cargo bench passes it).
     #[arg(long, hide = true)]
     bench: bool,
@@ -62,6 +67,26 @@ fn main() {
         };
         time_train(2);
         let train_s = time_train(args.steps) / args.steps as f64;
+        if args.phases {
+            let (mut fwd, mut bwd, mut upd) = (0.0, 0.0, 0.0);
+            for _ in 0..args.steps {
+                let b = batch(&device);
+                let t = Instant::now();
+                let logits = model.forward(b.images);
+                let loss = cross_entropy(logits, b.targets);
+                let _ = loss.clone().into_scalar::<f32>();
+                fwd += t.elapsed().as_secs_f64();
+                let t = Instant::now();
+                let grads = GradientsParams::from_grads(loss.backward(), &model);
+                bwd += t.elapsed().as_secs_f64();
+                let t = Instant::now();
+                model = sgd.step(0.01, model.clone(), grads);
+                let _ = rethink::model::named_tensors(&model); // force the lazy update
+                upd += t.elapsed().as_secs_f64();
+            }
+            let n = args.steps as f64;
+            eprintln!("{name} phases (ms): forward {:.1}, backward {:.1}, sgd+sync {:.1}", fwd / n * 1e3, bwd / n * 1e3, upd / n * 1e3);
+        }
         let eval_device = backend.device();
         let eval_model = burn::module::Module::valid(&model);
         let time_eval = |steps: usize| {
