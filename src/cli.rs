@@ -263,10 +263,10 @@ pub struct KernelArgs {
     #[arg(long, value_enum, default_value = "gaussian")]
     pub kernel: KernelKind,
     /// Gaussian kernel exp(-BW·‖x−y‖²) [default: 0.02, the demo's].
-    #[arg(long, value_name = "BW")]
+    #[arg(long, value_name = "BW", allow_negative_numbers = true)]
     pub bandwidth: Option<f64>,
     /// Laplacian kernel exp(-‖x−y‖/SIGMA) [default: 10].
-    #[arg(long, value_name = "SIGMA")]
+    #[arg(long, value_name = "SIGMA", allow_negative_numbers = true)]
     pub sigma: Option<f64>,
     /// Solver: exact tiled Cholesky, matrix-free conjugate gradient, or Cholesky when it fits.
     #[arg(long, value_enum, default_value = "auto")]
