@@ -41,14 +41,25 @@ use std::sync::RwLock;
 pub trait Real: faer::traits::RealField + Copy + Default + Send + Sync + 'static {
     /// `"f32"` or `"f64"`.
     const NAME: &'static str;
+    /// Entries of a matrix to factor smaller than this in magnitude are stored as 0: their
+    /// products would be subnormal, and subnormal arithmetic is ~100× slower on x86 (measured:
+    /// an f32 factorization at 3 instead of 180 GFLOP/s). Relative to a unit diagonal they are
+    /// far below the type's precision (1e-18 for f32, 1e-150 for f64).
+    const FLUSH_BELOW: f64;
     /// Rounds an f64 to this type.
     fn from_f64(v: f64) -> Self;
+    /// Rounds an f64 to this type, as 0 if its magnitude is below [`Self::FLUSH_BELOW`].
+    #[inline]
+    fn from_f64_flushed(v: f64) -> Self {
+        Self::from_f64(if v.abs() < Self::FLUSH_BELOW { 0.0 } else { v })
+    }
     /// Widens to f64.
     fn to_f64(self) -> f64;
 }
 
 impl Real for f32 {
     const NAME: &'static str = "f32";
+    const FLUSH_BELOW: f64 = 1e-18;
     #[inline]
     fn from_f64(v: f64) -> Self {
         v as f32
@@ -61,6 +72,7 @@ impl Real for f32 {
 
 impl Real for f64 {
     const NAME: &'static str = "f64";
+    const FLUSH_BELOW: f64 = 1e-150;
     #[inline]
     fn from_f64(v: f64) -> Self {
         v

@@ -63,8 +63,9 @@ pub fn tile_bytes<T: Real>(n: usize, tile: usize) -> u64 {
     TiledLower::<T>::bytes(n, tile)
 }
 
-/// Computes the lower-triangle tiles of K(X, X) in f64 and stores them in precision T;
-/// returns the row sums of K (in f64), whose maximum is ‖K‖∞.
+/// Computes the lower-triangle tiles of K(X, X) in f64 and stores them in precision T
+/// (entries too small to matter flushed to 0, see [`Real::FLUSH_BELOW`]); returns the row
+/// sums of K (in f64), whose maximum is ‖K‖∞.
 pub fn build_tiles<T: Real>(kernel: KernelFn, x: &Features, store: &mut TiledLower<T>) -> Vec<f64> {
     let (n, tile) = (x.n, store.tile());
     store
@@ -79,7 +80,7 @@ pub fn build_tiles<T: Real>(kernel: KernelFn, x: &Features, store: &mut TiledLow
                     let mut col_sum = 0.0;
                     for i in 0..ri.len() {
                         let v = k[(i, j)];
-                        t[(i, j)] = T::from_f64(v);
+                        t[(i, j)] = T::from_f64_flushed(v);
                         sums[ri.start + i] += v;
                         col_sum += v;
                     }
