@@ -64,10 +64,9 @@ pub fn load(config: &KernelConfig) -> Result<KernelInputs> {
     })
 }
 
-/// Pixels / 255 as one f64 row per image.
+/// Pixels / 255, one row per image (held as exact 8-bit values, see [`Features::from_pixels`]).
 pub fn features(set: &ImageSet) -> Features {
-    let data = set.images.iter().map(|&p| p as f64 / 255.0).collect();
-    Features::new(data, set.len(), set.image_len())
+    Features::from_pixels(&set.images, set.len(), set.image_len(), 1.0 / 255.0)
 }
 
 /// Reads the dataset (downloading it first if asked and missing).
@@ -185,8 +184,8 @@ mod tests {
     fn features_scale_to_unit_interval() {
         let f = features(&set(3));
         assert_eq!((f.n, f.dim), (3, 4));
-        assert_eq!(f.data[5], 5.0 / 255.0);
-        assert!(f.data.iter().all(|v| (0.0..=1.0).contains(v)));
+        assert_eq!(f.value(1, 1), 5.0 / 255.0);
+        assert!((0..3).all(|i| (0..4).all(|k| (0.0..=1.0).contains(&f.value(i, k)))));
     }
 
     #[test]

@@ -1,11 +1,17 @@
 //! Kernel functions and kernel-matrix blocks computed by GEMM, always in f64.
 //!
-//! A block K(X_I, Z_J) is built from the Gram block G = X_I·Z_Jᵀ (one f64 GEMM) as
+//! A block K(X_I, Z_J) is built from the Gram block G = X_I·Z_Jᵀ as
 //! d²_ij = ‖x_i‖² + ‖z_j‖² − 2·G_ij, clamped at 0 (rounding can make it slightly negative),
-//! then k(d²) elementwise. The GEMM is where nearly all the flops are (2·|I|·|J|·dim), and it
-//! runs at the machine's f64 GEMM speed; exact pairwise differences (as scipy's `pdist`)
-//! would be an order of magnitude slower. On the diagonal of the training kernel d² is set to
-//! exactly 0, so K_ii = 1 as in scipy.
+//! then k(d²) elementwise. The GEMM is where nearly all the flops are (2·|I|·|J|·dim); exact
+//! pairwise differences (as scipy's `pdist`) would be an order of magnitude slower. On the
+//! diagonal of the training kernel d² is set to exactly 0, so K_ii = 1 as in scipy.
+//!
+//! Images are 8-bit pixels scaled by 1/255, and for them the Gram block is computed *exactly*
+//! at f32 GEMM speed: products of 8-bit integers summed over at most 256 terms are integers
+//! below 2²⁴, which f32 represents exactly, so f32 GEMMs over chunks of 256 coordinates, summed
+//! in f64, give the integer Gram without any rounding. Squared distances are then exact up to
+//! the final multiplication by 1/255² — more accurate than scipy's f64 `pdist` — and cost half
+//! an f64 GEMM. Other real-valued points go through one f64 GEMM.
 //!
 //! The matrix-free products here ([`symmetric_product`], [`cross_product`]) recompute K
 //! block by block and never store it: they give the exact f64 residual of iterative
@@ -45,6 +51,15 @@ impl KernelFn {
         }
     }
 
+    /// Replaces squared distances by kernel values, vectorized (see [`super::exp`]).
+    pub fn apply_to_sq_dists(self, values: &mut [f64]) {
+        match self {
+            KernelFn::Gaussian { bandwidth } => values.iter_mut().for_each(|v| *v *= -bandwidth),
+            KernelFn::Laplacian { sigma } => values.iter_mut().for_each(|v| *v = -v.sqrt() / sigma),
+        }
+        super::exp::exp_in_place(values);
+    }
+
     /// Human-readable formula, e.g. `exp(-0.02·‖x−y‖²)`.
     pub fn describe(self) -> String {
         match self {
@@ -54,49 +69,125 @@ impl KernelFn {
     }
 }
 
-/// Points as rows of a row-major f64 matrix, with their squared norms precomputed.
+/// How the coordinates of [`Features`] are held.
+#[derive(Debug, Clone, PartialEq)]
+enum Coords {
+    /// Arbitrary reals, row-major f64.
+    Real(Vec<f64>),
+    /// 8-bit pixel values p, row-major, held exactly in f32; the point is p·`scale`.
+    /// `norms` are the exact integers Σp² of every row.
+    Pixels { values: Vec<f32>, scale: f64, norms: Vec<f64> },
+}
+
+/// Points as the rows of an `n × dim` matrix, with their squared norms precomputed.
+///
+/// Points made from 8-bit pixels ([`Features::from_pixels`]) get exact Gram blocks: see
+/// [`kernel_block`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Features {
     /// Number of points (rows).
     pub n: usize,
     /// Dimension of each point (columns).
     pub dim: usize,
-    /// `n × dim` values, row-major.
-    pub data: Vec<f64>,
+    coords: Coords,
     /// ‖x_i‖² for every row.
     pub sq_norms: Vec<f64>,
 }
 
+/// Products of 8-bit integers summed over at most this many terms stay below 2²⁴
+/// (256·255² = 16,646,400 < 16,777,216), so an f32 GEMM over such a chunk — every partial sum
+/// an integer below 2²⁴ — is exact, whatever order it adds in.
+pub const EXACT_CHUNK: usize = 256;
+
 impl Features {
-    /// Wraps row-major `data` of `n` points of dimension `dim`.
+    /// Wraps row-major real `data` of `n` points of dimension `dim`.
     ///
     /// Panics if `data.len() != n * dim` (a programming error, not bad input).
     pub fn new(data: Vec<f64>, n: usize, dim: usize) -> Self {
         assert_eq!(data.len(), n * dim, "Features::new: {n}×{dim} needs {} values", n * dim);
-        let sq_norms = if dim == 0 {
-            vec![0.0; n]
-        } else {
-            data.chunks_exact(dim).map(|r| r.iter().map(|v| v * v).sum()).collect()
-        };
-        Self { n, dim, data, sq_norms }
+        let sq_norms = (0..n).map(|i| data[i * dim..(i + 1) * dim].iter().map(|v| v * v).sum()).collect();
+        Self { n, dim, coords: Coords::Real(data), sq_norms }
     }
 
-    /// Rows `rows` as a `|rows| × dim` matrix view.
-    pub fn rows(&self, rows: Range<usize>) -> MatRef<'_, f64> {
+    /// Points p·`scale` from `n` rows of `dim` 8-bit values (pixels / 255 with `scale` = 1/255).
+    ///
+    /// Panics if `pixels.len() != n * dim`.
+    pub fn from_pixels(pixels: &[u8], n: usize, dim: usize, scale: f64) -> Self {
+        assert_eq!(pixels.len(), n * dim, "Features::from_pixels: {n}×{dim} needs {} values", n * dim);
+        let norms: Vec<f64> = (0..n)
+            .map(|i| pixels[i * dim..(i + 1) * dim].iter().map(|&p| (p as u64) * (p as u64)).sum::<u64>() as f64)
+            .collect();
+        let sq_norms = norms.iter().map(|&s| s * scale * scale).collect();
+        let values = pixels.iter().map(|&p| p as f32).collect();
+        Self { n, dim, coords: Coords::Pixels { values, scale, norms }, sq_norms }
+    }
+
+    /// Coordinate `k` of point `i`.
+    pub fn value(&self, i: usize, k: usize) -> f64 {
+        match &self.coords {
+            Coords::Real(data) => data[i * self.dim + k],
+            Coords::Pixels { values, scale, .. } => values[i * self.dim + k] as f64 * scale,
+        }
+    }
+
+    /// Rows `rows` as a `|rows| × dim` f64 matrix (a view of real data, a copy of pixels).
+    fn rows_f64(&self, rows: Range<usize>) -> RowsF64<'_> {
         let len = rows.len();
-        MatRef::from_row_major_slice(&self.data[rows.start * self.dim..rows.end * self.dim], len, self.dim)
+        match &self.coords {
+            Coords::Real(data) => RowsF64::View(MatRef::from_row_major_slice(&data[rows.start * self.dim..rows.end * self.dim], len, self.dim)),
+            Coords::Pixels { .. } => RowsF64::Owned(Mat::from_fn(len, self.dim, |i, k| self.value(rows.start + i, k))),
+        }
     }
 
-    /// Bytes of the feature matrix (for memory plans).
-    pub fn bytes(n: usize, dim: usize) -> u64 {
-        (n as u64) * (dim as u64 + 1) * 8
+    /// Bytes of features made by [`from_pixels`](Self::from_pixels) (for memory plans).
+    pub fn pixel_bytes(n: usize, dim: usize) -> u64 {
+        (n as u64) * (dim as u64 * 4 + 16)
+    }
+}
+
+/// Rows of [`Features`] in f64: borrowed or materialized.
+enum RowsF64<'a> {
+    View(MatRef<'a, f64>),
+    Owned(Mat<f64>),
+}
+
+impl RowsF64<'_> {
+    fn get(&self) -> MatRef<'_, f64> {
+        match self {
+            RowsF64::View(v) => *v,
+            RowsF64::Owned(m) => m.as_ref(),
+        }
+    }
+}
+
+/// The exact Gram block Σ_k p_ik·q_jk of 8-bit rows (held in f32), into `out`: one f32 GEMM per
+/// chunk of [`EXACT_CHUNK`] coordinates (exact integers), summed in f64 (exact below 2⁵³).
+fn pixel_gram(a: &[f32], rows: Range<usize>, b: &[f32], cols: Range<usize>, dim: usize, mut out: MatMut<'_, f64>) {
+    let mut part = Mat::<f32>::zeros(rows.len(), cols.len());
+    for c0 in (0..dim).step_by(EXACT_CHUNK) {
+        let kc = EXACT_CHUNK.min(dim - c0);
+        let lhs = MatRef::from_row_major_slice_with_stride(&a[rows.start * dim + c0..(rows.end - 1) * dim + c0 + kc], rows.len(), kc, dim);
+        let rhs = MatRef::from_row_major_slice_with_stride(&b[cols.start * dim + c0..(cols.end - 1) * dim + c0 + kc], cols.len(), kc, dim);
+        matmul(part.as_mut(), Accum::Replace, lhs, rhs.transpose(), 1.0f32, Par::Seq);
+        clear_upper_vector_state();
+        for j in 0..cols.len() {
+            let src = part.col(j).try_as_col_major().expect("contiguous column").as_slice();
+            let dst = out.rb_mut().col_mut(j).try_as_col_major_mut().expect("contiguous column").as_slice_mut();
+            if c0 == 0 {
+                dst.iter_mut().zip(src).for_each(|(d, &s)| *d = s as f64);
+            } else {
+                dst.iter_mut().zip(src).for_each(|(d, &s)| *d += s as f64);
+            }
+        }
     }
 }
 
 /// Writes K(x[rows], z[cols]) into `out` (`|rows| × |cols|`), using `out` as GEMM destination.
 ///
-/// `diagonal` says that x and z are the same set and `rows == cols`: the diagonal is then
-/// exactly k(0) = 1 (no rounding from the GEMM expansion).
+/// For pixel features on both sides the squared distances are exact before the final scaling
+/// (integer Gram by [`pixel_gram`], then scale²·(P_i + Q_j − 2G_ij)), at f32 GEMM speed — twice
+/// the f64 speed. Otherwise one f64 GEMM. `diagonal` says that x and z are the same set and
+/// `rows == cols`: the diagonal is then exactly k(0) = 1.
 pub fn kernel_block(
     kernel: KernelFn,
     x: &Features,
@@ -107,14 +198,34 @@ pub fn kernel_block(
     mut out: MatMut<'_, f64>,
 ) {
     debug_assert_eq!((out.nrows(), out.ncols()), (rows.len(), cols.len()));
-    matmul(out.rb_mut(), Accum::Replace, x.rows(rows.clone()), z.rows(cols.clone()).transpose(), -2.0, Par::Seq);
-    clear_upper_vector_state();
-    let xn = &x.sq_norms[rows];
-    let zn = &z.sq_norms[cols];
-    for (j, &znj) in zn.iter().enumerate() {
-        let col = out.rb_mut().col_mut(j).try_as_col_major_mut().expect("contiguous column");
-        for (v, &xni) in col.as_slice_mut().iter_mut().zip(xn) {
-            *v = kernel.of_sq_dist((*v + xni + znj).max(0.0));
+    debug_assert_eq!(x.dim, z.dim);
+    match (&x.coords, &z.coords) {
+        (Coords::Pixels { values: a, scale: sa, norms: na }, Coords::Pixels { values: b, scale: sb, norms: nb }) if sa == sb => {
+            pixel_gram(a, rows.clone(), b, cols.clone(), x.dim, out.rb_mut());
+            let s2 = sa * sa;
+            let (na, nb) = (&na[rows], &nb[cols]);
+            for (j, &nbj) in nb.iter().enumerate() {
+                let col = out.rb_mut().col_mut(j).try_as_col_major_mut().expect("contiguous column");
+                let col = col.as_slice_mut();
+                for (v, &nai) in col.iter_mut().zip(na) {
+                    *v = s2 * (nai + nbj - 2.0 * *v).max(0.0);
+                }
+                kernel.apply_to_sq_dists(col);
+            }
+        }
+        _ => {
+            let (xr, zr) = (x.rows_f64(rows.clone()), z.rows_f64(cols.clone()));
+            matmul(out.rb_mut(), Accum::Replace, xr.get(), zr.get().transpose(), -2.0, Par::Seq);
+            clear_upper_vector_state();
+            let (xn, zn) = (&x.sq_norms[rows], &z.sq_norms[cols]);
+            for (j, &znj) in zn.iter().enumerate() {
+                let col = out.rb_mut().col_mut(j).try_as_col_major_mut().expect("contiguous column");
+                let col = col.as_slice_mut();
+                for (v, &xni) in col.iter_mut().zip(xn) {
+                    *v = (*v + xni + znj).max(0.0);
+                }
+                kernel.apply_to_sq_dists(col);
+            }
         }
     }
     if diagonal {
@@ -255,7 +366,7 @@ pub(crate) mod tests {
     /// K by exact pairwise differences, as scipy's pdist.
     pub(crate) fn dense_kernel(kernel: KernelFn, x: &Features, z: &Features) -> Mat<f64> {
         Mat::from_fn(x.n, z.n, |i, j| {
-            let d2: f64 = (0..x.dim).map(|k| (x.data[i * x.dim + k] - z.data[j * z.dim + k]).powi(2)).sum();
+            let d2: f64 = (0..x.dim).map(|k| (x.value(i, k) - z.value(j, k)).powi(2)).sum();
             kernel.of_sq_dist(d2)
         })
     }
@@ -275,6 +386,53 @@ pub(crate) mod tests {
             assert!((&diag - &want).norm_max() < 1e-7, "laplacian near 0 is sensitive, but the diagonal is exact");
             assert!((0..37).all(|i| diag[(i, i)] == 1.0));
         }
+    }
+
+    /// `n` rows of `dim` pseudo-random bytes, with every value 255 in row 0 (the worst case).
+    fn pixels(n: usize, dim: usize, seed: u64) -> Vec<u8> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        (0..n * dim).map(|i| if i < dim { 255 } else { rng.random::<u8>() }).collect()
+    }
+
+    #[test]
+    fn pixel_gram_is_exact() {
+        for dim in [1, 255, 256, 257, 784, 3072] {
+            let (a, b) = (pixels(9, dim, 1), pixels(7, dim, 2));
+            let x = Features::from_pixels(&a, 9, dim, 1.0);
+            let z = Features::from_pixels(&b, 7, dim, 1.0);
+            let Coords::Pixels { values: va, .. } = &x.coords else { unreachable!() };
+            let Coords::Pixels { values: vb, .. } = &z.coords else { unreachable!() };
+            let mut g = Mat::<f64>::zeros(9, 7);
+            pixel_gram(va, 0..9, vb, 0..7, dim, g.as_mut());
+            for i in 0..9 {
+                for j in 0..7 {
+                    let want: u64 = (0..dim).map(|k| a[i * dim + k] as u64 * b[j * dim + k] as u64).sum();
+                    assert_eq!(g[(i, j)], want as f64, "dim {dim} ({i},{j})");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn pixel_blocks_have_exact_distances() {
+        let dim = 784;
+        let (a, b) = (pixels(20, dim, 3), pixels(11, dim, 4));
+        let scale = 1.0 / 255.0;
+        let (x, z) = (Features::from_pixels(&a, 20, dim, scale), Features::from_pixels(&b, 11, dim, scale));
+        let mut out = Mat::<f64>::zeros(20, 11);
+        kernel_block(KernelFn::Gaussian { bandwidth: 0.02 }, &x, 0..20, &z, 0..11, false, out.as_mut());
+        for i in 0..20 {
+            for j in 0..11 {
+                let d2: u64 = (0..dim).map(|k| (a[i * dim + k] as i64 - b[j * dim + k] as i64).pow(2) as u64).sum();
+                let want = (-0.02 * (scale * scale * d2 as f64)).exp();
+                assert!(out[(i, j)].to_bits().abs_diff(want.to_bits()) <= 2, "({i},{j})");
+            }
+        }
+        // Real-valued copies of the same points agree to rounding.
+        let xr = Features::new((0..20 * dim).map(|t| x.value(t / dim, t % dim)).collect(), 20, dim);
+        let mut mixed = Mat::<f64>::zeros(20, 11);
+        kernel_block(KernelFn::Gaussian { bandwidth: 0.02 }, &xr, 0..20, &z, 0..11, false, mixed.as_mut());
+        assert!((&mixed - &out).norm_max() < 1e-12);
     }
 
     #[test]

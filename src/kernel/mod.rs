@@ -7,6 +7,7 @@
 //!
 //! - [`data`]: the inputs, with the training pipeline's corruption and randomizations;
 //! - [`matrix`]: kernel blocks by GEMM and matrix-free products, in f64;
+//! - [`exp`]: the vectorized `exp` every kernel entry goes through;
 //! - [`cholesky`]: a tiled lower-triangle Cholesky on faer tile kernels, parallel over tiles;
 //! - [`refine`]: an f32 factor refined against the exact f64 residual to f64 accuracy;
 //! - [`exact`]: that pipeline, kernel → factor → solve → refinement;
@@ -20,6 +21,7 @@ pub mod cholesky;
 pub mod config;
 pub mod data;
 pub mod exact;
+pub mod exp;
 pub mod matrix;
 pub mod memory;
 pub mod refine;
@@ -62,7 +64,7 @@ pub fn cholesky_plan(precision: Precision, n: usize, n_test: usize, dim: usize, 
         Precision::F32Refined => plan.add("f32 kernel tiles (lower triangle)", exact::tile_bytes::<f32>(n, tile)),
         Precision::F64 => plan.add("f64 kernel tiles (lower triangle)", exact::tile_bytes::<f64>(n, tile)),
     };
-    plan.add("features", Features::bytes(n, dim) + Features::bytes(n_test, dim));
+    plan.add("features", Features::pixel_bytes(n, dim) + Features::pixel_bytes(n_test, dim));
     let vectors = (threads as u64 + 10) * (n as u64) * (classes as u64) * 8;
     let scratch = (4 * threads as u64 + 16) * ((tile * tile) as u64 * 8 + n as u64 * 8);
     plan.add("vectors and scratch", vectors + scratch);
@@ -73,7 +75,7 @@ pub fn cholesky_plan(precision: Precision, n: usize, n_test: usize, dim: usize, 
 /// matrices plus one accumulator per thread) and the n×classes vectors.
 pub fn cg_plan(n: usize, n_test: usize, dim: usize, classes: usize, rank: usize, block: usize, threads: usize) -> MemoryPlan {
     let mut plan = MemoryPlan::default();
-    plan.add("features", Features::bytes(n, dim) + Features::bytes(n_test, dim));
+    plan.add("features", Features::pixel_bytes(n, dim) + Features::pixel_bytes(n_test, dim));
     if rank > 0 {
         plan.add("Nyström sketch", (5 + threads as u64) * (n as u64) * (rank as u64) * 8);
     }
