@@ -6,12 +6,11 @@
 //! pairwise differences (as scipy's `pdist`) would be an order of magnitude slower. On the
 //! diagonal of the training kernel d² is set to exactly 0, so K_ii = 1 as in scipy.
 //!
-//! Images are 8-bit pixels scaled by 1/255, and for them the Gram block is computed *exactly*
-//! at f32 GEMM speed: products of 8-bit integers summed over at most 256 terms are integers
-//! below 2²⁴, which f32 represents exactly, so f32 GEMMs over chunks of 256 coordinates, summed
-//! in f64, give the integer Gram without any rounding. Squared distances are then exact up to
-//! the final multiplication by 1/255² — more accurate than scipy's f64 `pdist` — and cost half
-//! an f64 GEMM. Other real-valued points go through one f64 GEMM.
+//! Images are 8-bit pixels scaled by 1/255, and for them the Gram block is an *exact* integer
+//! computation ([`super::gram`]: int8 VNNI instructions, or exact f32 chunks), several times
+//! faster than an f64 GEMM. Squared distances are then exact up to the final multiplication by
+//! 1/255² — more accurate than scipy's f64 `pdist`. Other real-valued points go through one
+//! f64 GEMM.
 //!
 //! The matrix-free products here ([`symmetric_product`], [`cross_product`]) recompute K
 //! block by block and never store it: they give the exact f64 residual of iterative
@@ -22,6 +21,7 @@ use faer::prelude::{Reborrow, ReborrowMut};
 use faer::{Accum, Mat, MatMut, MatRef, Par};
 use rayon::prelude::*;
 use serde::Serialize;
+use super::gram::{PixelRows, gram};
 use std::ops::Range;
 use std::sync::Mutex;
 
@@ -74,9 +74,8 @@ impl KernelFn {
 enum Coords {
     /// Arbitrary reals, row-major f64.
     Real(Vec<f64>),
-    /// 8-bit pixel values p, row-major, held exactly in f32; the point is p·`scale`.
-    /// `norms` are the exact integers Σp² of every row.
-    Pixels { values: Vec<f32>, scale: f64, norms: Vec<f64> },
+    /// 8-bit pixel values p (exact Gram blocks, see [`super::gram`]); the point is p·`scale`.
+    Pixels { rows: PixelRows, scale: f64 },
 }
 
 /// Points as the rows of an `n × dim` matrix, with their squared norms precomputed.
@@ -94,11 +93,6 @@ pub struct Features {
     pub sq_norms: Vec<f64>,
 }
 
-/// Products of 8-bit integers summed over at most this many terms stay below 2²⁴
-/// (256·255² = 16,646,400 < 16,777,216), so an f32 GEMM over such a chunk — every partial sum
-/// an integer below 2²⁴ — is exact, whatever order it adds in.
-pub const EXACT_CHUNK: usize = 256;
-
 impl Features {
     /// Wraps row-major real `data` of `n` points of dimension `dim`.
     ///
@@ -114,19 +108,16 @@ impl Features {
     /// Panics if `pixels.len() != n * dim`.
     pub fn from_pixels(pixels: &[u8], n: usize, dim: usize, scale: f64) -> Self {
         assert_eq!(pixels.len(), n * dim, "Features::from_pixels: {n}×{dim} needs {} values", n * dim);
-        let norms: Vec<f64> = (0..n)
-            .map(|i| pixels[i * dim..(i + 1) * dim].iter().map(|&p| (p as u64) * (p as u64)).sum::<u64>() as f64)
-            .collect();
-        let sq_norms = norms.iter().map(|&s| s * scale * scale).collect();
-        let values = pixels.iter().map(|&p| p as f32).collect();
-        Self { n, dim, coords: Coords::Pixels { values, scale, norms }, sq_norms }
+        let rows = PixelRows::new(pixels.to_vec(), n, dim);
+        let sq_norms = rows.sq_sums.iter().map(|&s| s * scale * scale).collect();
+        Self { n, dim, coords: Coords::Pixels { rows, scale }, sq_norms }
     }
 
     /// Coordinate `k` of point `i`.
     pub fn value(&self, i: usize, k: usize) -> f64 {
         match &self.coords {
             Coords::Real(data) => data[i * self.dim + k],
-            Coords::Pixels { values, scale, .. } => values[i * self.dim + k] as f64 * scale,
+            Coords::Pixels { rows, scale } => rows.values[i * self.dim + k] as f64 * scale,
         }
     }
 
@@ -141,7 +132,7 @@ impl Features {
 
     /// Bytes of features made by [`from_pixels`](Self::from_pixels) (for memory plans).
     pub fn pixel_bytes(n: usize, dim: usize) -> u64 {
-        (n as u64) * (dim as u64 * 4 + 16)
+        PixelRows::bytes(n, dim) + n as u64 * 8
     }
 }
 
@@ -160,33 +151,11 @@ impl RowsF64<'_> {
     }
 }
 
-/// The exact Gram block Σ_k p_ik·q_jk of 8-bit rows (held in f32), into `out`: one f32 GEMM per
-/// chunk of [`EXACT_CHUNK`] coordinates (exact integers), summed in f64 (exact below 2⁵³).
-fn pixel_gram(a: &[f32], rows: Range<usize>, b: &[f32], cols: Range<usize>, dim: usize, mut out: MatMut<'_, f64>) {
-    let mut part = Mat::<f32>::zeros(rows.len(), cols.len());
-    for c0 in (0..dim).step_by(EXACT_CHUNK) {
-        let kc = EXACT_CHUNK.min(dim - c0);
-        let lhs = MatRef::from_row_major_slice_with_stride(&a[rows.start * dim + c0..(rows.end - 1) * dim + c0 + kc], rows.len(), kc, dim);
-        let rhs = MatRef::from_row_major_slice_with_stride(&b[cols.start * dim + c0..(cols.end - 1) * dim + c0 + kc], cols.len(), kc, dim);
-        matmul(part.as_mut(), Accum::Replace, lhs, rhs.transpose(), 1.0f32, Par::Seq);
-        clear_upper_vector_state();
-        for j in 0..cols.len() {
-            let src = part.col(j).try_as_col_major().expect("contiguous column").as_slice();
-            let dst = out.rb_mut().col_mut(j).try_as_col_major_mut().expect("contiguous column").as_slice_mut();
-            if c0 == 0 {
-                dst.iter_mut().zip(src).for_each(|(d, &s)| *d = s as f64);
-            } else {
-                dst.iter_mut().zip(src).for_each(|(d, &s)| *d += s as f64);
-            }
-        }
-    }
-}
-
 /// Writes K(x[rows], z[cols]) into `out` (`|rows| × |cols|`), using `out` as GEMM destination.
 ///
 /// For pixel features on both sides the squared distances are exact before the final scaling
-/// (integer Gram by [`pixel_gram`], then scale²·(P_i + Q_j − 2G_ij)), at f32 GEMM speed — twice
-/// the f64 speed. Otherwise one f64 GEMM. `diagonal` says that x and z are the same set and
+/// (integer Gram by [`super::gram::gram`], then scale²·(P_i + Q_j − 2G_ij)). Otherwise one f64
+/// GEMM. `diagonal` says that x and z are the same set and
 /// `rows == cols`: the diagonal is then exactly k(0) = 1.
 pub fn kernel_block(
     kernel: KernelFn,
@@ -200,10 +169,10 @@ pub fn kernel_block(
     debug_assert_eq!((out.nrows(), out.ncols()), (rows.len(), cols.len()));
     debug_assert_eq!(x.dim, z.dim);
     match (&x.coords, &z.coords) {
-        (Coords::Pixels { values: a, scale: sa, norms: na }, Coords::Pixels { values: b, scale: sb, norms: nb }) if sa == sb => {
-            pixel_gram(a, rows.clone(), b, cols.clone(), x.dim, out.rb_mut());
+        (Coords::Pixels { rows: a, scale: sa }, Coords::Pixels { rows: b, scale: sb }) if sa == sb => {
+            gram(a, rows.clone(), b, cols.clone(), out.rb_mut());
             let s2 = sa * sa;
-            let (na, nb) = (&na[rows], &nb[cols]);
+            let (na, nb) = (&a.sq_sums[rows], &b.sq_sums[cols]);
             for (j, &nbj) in nb.iter().enumerate() {
                 let col = out.rb_mut().col_mut(j).try_as_col_major_mut().expect("contiguous column");
                 let col = col.as_slice_mut();
@@ -392,25 +361,6 @@ pub(crate) mod tests {
     fn pixels(n: usize, dim: usize, seed: u64) -> Vec<u8> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         (0..n * dim).map(|i| if i < dim { 255 } else { rng.random::<u8>() }).collect()
-    }
-
-    #[test]
-    fn pixel_gram_is_exact() {
-        for dim in [1, 255, 256, 257, 784, 3072] {
-            let (a, b) = (pixels(9, dim, 1), pixels(7, dim, 2));
-            let x = Features::from_pixels(&a, 9, dim, 1.0);
-            let z = Features::from_pixels(&b, 7, dim, 1.0);
-            let Coords::Pixels { values: va, .. } = &x.coords else { unreachable!() };
-            let Coords::Pixels { values: vb, .. } = &z.coords else { unreachable!() };
-            let mut g = Mat::<f64>::zeros(9, 7);
-            pixel_gram(va, 0..9, vb, 0..7, dim, g.as_mut());
-            for i in 0..9 {
-                for j in 0..7 {
-                    let want: u64 = (0..dim).map(|k| a[i * dim + k] as u64 * b[j * dim + k] as u64).sum();
-                    assert_eq!(g[(i, j)], want as f64, "dim {dim} ({i},{j})");
-                }
-            }
-        }
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //!
 //! - [`data`]: the inputs, with the training pipeline's corruption and randomizations;
 //! - [`matrix`]: kernel blocks by GEMM and matrix-free products, in f64;
+//! - [`gram`]: exact integer Gram blocks of 8-bit pixels (int8 VNNI or exact f32 chunks);
 //! - [`exp`]: the vectorized `exp` every kernel entry goes through;
 //! - [`cholesky`]: a tiled lower-triangle Cholesky on faer tile kernels, parallel over tiles;
 //! - [`refine`]: an f32 factor refined against the exact f64 residual to f64 accuracy;
@@ -22,6 +23,7 @@ pub mod config;
 pub mod data;
 pub mod exact;
 pub mod exp;
+pub mod gram;
 pub mod matrix;
 pub mod memory;
 pub mod refine;
