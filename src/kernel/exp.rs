@@ -53,39 +53,51 @@ fn exp_one(x: f64) -> f64 {
 }
 
 #[inline(always)]
-fn exp_slice(values: &mut [f64]) {
-    for v in values.iter_mut() {
-        *v = exp_one(*v);
+fn exp_map_body<F: Fn(f64, f64) -> f64>(values: &mut [f64], aux: &[f64], arg: F) {
+    for (v, &a) in values.iter_mut().zip(aux) {
+        *v = exp_one(arg(a, *v));
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,fma")]
-fn exp_slice_avx512(values: &mut [f64]) {
-    exp_slice(values)
+fn exp_map_avx512<F: Fn(f64, f64) -> f64>(values: &mut [f64], aux: &[f64], arg: F) {
+    exp_map_body(values, aux, arg)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn exp_slice_avx2(values: &mut [f64]) {
-    exp_slice(values)
+fn exp_map_avx2<F: Fn(f64, f64) -> f64>(values: &mut [f64], aux: &[f64], arg: F) {
+    exp_map_body(values, aux, arg)
 }
 
-/// Replaces every value x by exp(x) (within 2 ulp; 0 below −708), vectorized with the widest
-/// instructions the CPU has.
-pub fn exp_in_place(values: &mut [f64]) {
+/// Replaces every `values[i]` by exp(arg(aux[i], values[i])) (within 2 ulp; 0 below −708),
+/// vectorized with the widest instructions the CPU has. `arg` (inlined into the vector loop)
+/// lets callers fuse the computation of the exponent — a kernel's distance-to-argument map —
+/// into the same pass; `aux` (as long as `values`) feeds it one more value per element.
+///
+/// Panics if `aux` is shorter than `values`.
+#[inline]
+pub fn exp_map<F: Fn(f64, f64) -> f64>(values: &mut [f64], aux: &[f64], arg: F) {
+    assert!(aux.len() >= values.len(), "exp_map: aux has {} values for {}", aux.len(), values.len());
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("fma") {
             // SAFETY: the CPU supports the features the function is compiled for (checked above).
-            return unsafe { exp_slice_avx512(values) };
+            return unsafe { exp_map_avx512(values, aux, arg) };
         }
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
             // SAFETY: as above.
-            return unsafe { exp_slice_avx2(values) };
+            return unsafe { exp_map_avx2(values, aux, arg) };
         }
     }
-    exp_slice(values)
+    exp_map_body(values, aux, arg)
+}
+
+/// Replaces every value x by exp(x) (within 2 ulp; 0 below −708).
+pub fn exp_in_place(values: &mut [f64]) {
+    let aux = vec![0.0; values.len()];
+    exp_map(values, &aux, |_, x| x)
 }
 
 #[cfg(test)]
@@ -105,7 +117,7 @@ mod tests {
         let mut got = xs.clone();
         exp_in_place(&mut got);
         let mut scalar = xs.clone();
-        exp_slice(&mut scalar);
+        exp_map_body(&mut scalar, &vec![0.0; xs.len()], |_, x| x);
         for ((x, g), s) in xs.iter().zip(&got).zip(&scalar) {
             let want = x.exp();
             assert!(ulps(*g, want) <= 2, "exp({x}) = {g}, libm {want}");

@@ -21,6 +21,7 @@ use faer::prelude::{Reborrow, ReborrowMut};
 use faer::{Accum, Mat, MatMut, MatRef, Par};
 use rayon::prelude::*;
 use serde::Serialize;
+use super::exp::exp_map;
 use super::gram::{PixelRows, gram};
 use std::ops::Range;
 use std::sync::Mutex;
@@ -51,13 +52,18 @@ impl KernelFn {
         }
     }
 
-    /// Replaces squared distances by kernel values, vectorized (see [`super::exp`]).
-    pub fn apply_to_sq_dists(self, values: &mut [f64]) {
+    /// Replaces each value v by k(d²(aux_i, v)) in one vectorized pass (see [`super::exp`]),
+    /// where `d2` maps an auxiliary value (`aux[i]`, e.g. a squared norm) and the old value to
+    /// the squared distance (≥ 0).
+    #[inline]
+    pub fn map_sq_dists<F: Fn(f64, f64) -> f64>(self, values: &mut [f64], aux: &[f64], d2: F) {
         match self {
-            KernelFn::Gaussian { bandwidth } => values.iter_mut().for_each(|v| *v *= -bandwidth),
-            KernelFn::Laplacian { sigma } => values.iter_mut().for_each(|v| *v = -v.sqrt() / sigma),
+            KernelFn::Gaussian { bandwidth } => exp_map(values, aux, |a, v| -bandwidth * d2(a, v)),
+            KernelFn::Laplacian { sigma } => {
+                let inv = 1.0 / sigma;
+                exp_map(values, aux, |a, v| -d2(a, v).sqrt() * inv)
+            }
         }
-        super::exp::exp_in_place(values);
     }
 
     /// Human-readable formula, e.g. `exp(-0.02·‖x−y‖²)`.
@@ -175,11 +181,7 @@ pub fn kernel_block(
             let (na, nb) = (&a.sq_sums[rows], &b.sq_sums[cols]);
             for (j, &nbj) in nb.iter().enumerate() {
                 let col = out.rb_mut().col_mut(j).try_as_col_major_mut().expect("contiguous column");
-                let col = col.as_slice_mut();
-                for (v, &nai) in col.iter_mut().zip(na) {
-                    *v = s2 * (nai + nbj - 2.0 * *v).max(0.0);
-                }
-                kernel.apply_to_sq_dists(col);
+                kernel.map_sq_dists(col.as_slice_mut(), na, |a, v| s2 * (a + nbj - 2.0 * v).max(0.0));
             }
         }
         _ => {
@@ -189,11 +191,7 @@ pub fn kernel_block(
             let (xn, zn) = (&x.sq_norms[rows], &z.sq_norms[cols]);
             for (j, &znj) in zn.iter().enumerate() {
                 let col = out.rb_mut().col_mut(j).try_as_col_major_mut().expect("contiguous column");
-                let col = col.as_slice_mut();
-                for (v, &xni) in col.iter_mut().zip(xn) {
-                    *v = (*v + xni + znj).max(0.0);
-                }
-                kernel.apply_to_sq_dists(col);
+                kernel.map_sq_dists(col.as_slice_mut(), xn, |a, v| (v + a + znj).max(0.0));
             }
         }
     }
