@@ -312,7 +312,8 @@ pub struct KernelArgs {
     /// Use at most this much memory (GiB); the default is MemAvailable of /proc/meminfo.
     #[arg(long, value_name = "GIB")]
     pub max_memory: Option<f64>,
-    /// Directory receiving result.json.
+    /// Directory receiving result.json and predictions.txt (the predicted class of every test
+    /// point, one digit each, on one line).
     #[arg(long, default_value = "runs/kernel")]
     pub out: PathBuf,
     /// Hide the factorization progress bar.

@@ -221,28 +221,18 @@ impl<T: Real> TiledLower<T> {
         let group = group.max(1);
         let this = &*self;
         let mut k0 = 0;
-        let (mut tp, mut tt, mut tpa, mut ttr) = (0.0, 0.0, 0.0, 0.0);
         while k0 < nt {
             let k1 = (k0 + group).min(nt);
             for k in k0..k1 {
-                let s = std::time::Instant::now();
                 this.factor_diagonal(k, progress)?;
-                tp += s.elapsed().as_secs_f64();
-                let s = std::time::Instant::now();
                 (k + 1..nt).into_par_iter().for_each(|i| this.solve_panel_tile(i, k, progress));
-                tt += s.elapsed().as_secs_f64();
-                let s = std::time::Instant::now();
                 let panel: Vec<(usize, usize)> = (k + 1..k1).flat_map(|j| (j..nt).map(move |i| (i, j))).collect();
                 panel.par_iter().for_each(|&(i, j)| this.update_tile(i, j, k..k + 1, progress));
-                tpa += s.elapsed().as_secs_f64();
             }
-            let s = std::time::Instant::now();
             let trailing: Vec<(usize, usize)> = (k1..nt).flat_map(|j| (j..nt).map(move |i| (i, j))).collect();
             trailing.par_iter().for_each(|&(i, j)| this.update_tile(i, j, k0..k1, progress));
-            ttr += s.elapsed().as_secs_f64();
             k0 = k1;
         }
-        eprintln!("PHASES potrf {tp:.2} trsm {tt:.2} panel {tpa:.2} trailing {ttr:.2}");
         clear_upper_vector_state();
         Ok(())
     }

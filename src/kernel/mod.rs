@@ -285,6 +285,8 @@ fn run_in_pool(config: &KernelConfig, threads: usize) -> Result<KernelOutcome> {
         },
     };
     let result_path = report.write_json(&config.out)?;
+    let digits: String = predictions.iter().map(|&p| char::from(b'0' + p.min(9))).collect();
+    crate::atomic::write_atomic(&config.out.join("predictions.txt"), format!("{digits}\n").as_bytes())?;
     println!("{}", report.summary());
     println!("wrote {}", result_path.display());
     Ok(KernelOutcome { report, predictions, c, result_path })
