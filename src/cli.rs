@@ -295,10 +295,11 @@ pub struct KernelArgs {
     /// Rank of the Nyström preconditioner.
     #[arg(long, default_value_t = 200)]
     pub cg_rank: usize,
-    /// Tile size of the Cholesky factorization (a multiple of 32 keeps the exact int8 kernel
-    /// path; faer's tile GEMMs run fastest at 256–384 on this class of CPU).
-    #[arg(long, default_value_t = 384)]
-    pub tile: usize,
+    /// Tile size of the Cholesky factorization [default: 384 in f32, 256 in f64, where faer's
+    /// tile GEMMs run fastest on this class of CPU]; a multiple of 32 keeps the exact int8
+    /// kernel path.
+    #[arg(long)]
+    pub tile: Option<usize>,
     /// Tile columns sharing one trailing update of the factorization.
     #[arg(long, default_value_t = 4)]
     pub group: usize,
@@ -352,7 +353,10 @@ impl KernelArgs {
                 rank: self.cg_rank,
                 seed: self.seed,
             },
-            tile: self.tile,
+            tile: self.tile.unwrap_or(match self.precision {
+                Precision::F32Refined => 384,
+                Precision::F64 => 256,
+            }),
             group: self.group,
             block: self.block,
             threads: self.threads,
