@@ -62,6 +62,7 @@ def main():
         "solve_gflops": n**3 / 3 / (t3 - t2) / 1e9,
         "test_error_percent": 100.0 * float(np.mean(preds != l_tt)),
         "predictions": "".join(str(int(p)) for p in preds),
+        "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE", "default"),
         "numpy": np.__version__,
         "scipy": scipy.__version__,
     }

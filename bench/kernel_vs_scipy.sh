@@ -32,7 +32,13 @@ fi
 mkdir -p "$OUT"
 
 for n in $SIZES; do
-    "$PY" bench/kernel_scipy.py --data-dir "$DATA" --train-size "$n" --test-size "$TEST" --out "$OUT/scipy-$n.json"
+    # OpenBLAS's multithreaded AVX-512 dpotrf segfaults on this 2-core machine from n ≈ 16,000 on
+    # (OpenBLAS issues #2562, #1413 describe the same class of crash); its AVX2 ("Haswell")
+    # kernels do not. Retry with those, and say so in the table.
+    if ! "$PY" bench/kernel_scipy.py --data-dir "$DATA" --train-size "$n" --test-size "$TEST" --out "$OUT/scipy-$n.json"; then
+        echo "scipy n=$n crashed with OpenBLAS's default kernels; again with OPENBLAS_CORETYPE=Haswell"
+        OPENBLAS_CORETYPE=Haswell "$PY" bench/kernel_scipy.py --data-dir "$DATA" --train-size "$n" --test-size "$TEST" --out "$OUT/scipy-$n.json"
+    fi
     for p in f64 f32; do
         precision=$([ "$p" = f64 ] && echo f64 || echo f32-refined)
         target/release/rethink kernel --data mnist --data-dir "$DATA" --train-size "$n" --test-size "$TEST" \
