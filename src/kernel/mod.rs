@@ -291,3 +291,46 @@ fn run_in_pool(config: &KernelConfig, threads: usize) -> Result<KernelOutcome> {
     println!("wrote {}", result_path.display());
     Ok(KernelOutcome { report, predictions, c, result_path })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
+
+    fn config(args: &[&str]) -> KernelConfig {
+        let argv = ["rethink", "kernel"].iter().chain(args);
+        let Command::Kernel(args) = Cli::parse_from(argv).command else { unreachable!() };
+        args.into_config().unwrap()
+    }
+
+    fn plan(gib: u64) -> MemoryPlan {
+        let mut p = MemoryPlan::default();
+        p.add("x", gib << 30);
+        p
+    }
+
+    #[test]
+    fn auto_uses_cholesky_then_cg_then_refuses() {
+        let budget = |gib: u64| Budget { bytes: gib << 30, source: "test".into() };
+        let (chol, cg) = (plan(10), plan(1));
+        let auto = config(&[]);
+        assert_eq!(choose_solver(&auto, &chol, &cg, &budget(20)).unwrap(), Solver::Cholesky(Precision::F32Refined));
+        assert_eq!(choose_solver(&auto, &chol, &cg, &budget(4)).unwrap(), Solver::Cg);
+        let msg = choose_solver(&auto, &chol, &cg, &budget(0)).unwrap_err().to_string();
+        assert!(msg.contains("needs 1.00 GiB"), "{msg}");
+        let forced = config(&["--solver", "cholesky", "--precision", "f64"]);
+        let msg = choose_solver(&forced, &chol, &cg, &budget(4)).unwrap_err().to_string();
+        assert!(msg.contains("needs 10.00 GiB") && msg.contains("--precision f32-refined"), "{msg}");
+        assert_eq!(choose_solver(&config(&["--solver", "cg"]), &chol, &cg, &budget(4)).unwrap(), Solver::Cg);
+    }
+
+    #[test]
+    fn plans_count_the_tiles_in_the_factor_precision() {
+        let f32p = cholesky_plan(Precision::F32Refined, 60_000, 2_000, 784, 10, 384, 2);
+        let f64p = cholesky_plan(Precision::F64, 60_000, 2_000, 784, 10, 384, 2);
+        assert_eq!(f32p.items[0].1 * 2, f64p.items[0].1);
+        assert!((6.7..6.8).contains(&(f32p.items[0].1 as f64 / memory::GIB)), "{}", f32p.breakdown());
+        assert!(f32p.total() < f32p.items[0].1 + (1 << 30), "the rest is small: {}", f32p.breakdown());
+    }
+}
