@@ -1,6 +1,11 @@
-//! The command line: `rethink train` and `rethink labels`.
+//! The command line: `rethink train`, `rethink labels` and `rethink kernel`.
 
+use crate::data::randomize::Randomization;
 use crate::data::source::DataKind;
+use crate::kernel::cg::{CgOptions, CgPrecond};
+use crate::kernel::config::{KernelConfig, KernelData, KernelKind, Precision, SolverChoice};
+use crate::kernel::matrix::KernelFn;
+use crate::kernel::refine::{Method, RefineOptions};
 use crate::device::Backend;
 use crate::model::Arch;
 use crate::train::config::{TrainConfig, ValLabels};
@@ -27,6 +32,8 @@ pub enum Command {
     Train(TrainArgs),
     /// Write the effective (possibly corrupted) labels of every example as CSV.
     Labels(LabelsArgs),
+    /// Solve the minimum-norm kernel interpolation K·c = Y exactly (the paper's section 5).
+    Kernel(KernelArgs),
 }
 
 /// Where the data come from and how their labels are corrupted.
@@ -246,7 +253,151 @@ impl TrainArgs {
                 train.data = data;
                 train.clone()
             }
-            Command::Labels(_) => unreachable!("parsed a train command"),
+            _ => unreachable!("parsed a train command"),
         }
+    }
+}
+
+/// Flags of `rethink kernel`.
+#[derive(Debug, Clone, Args)]
+pub struct KernelArgs {
+    /// Dataset (pixels scaled to [0, 1]).
+    #[arg(long, value_enum, default_value = "mnist")]
+    pub data: KernelData,
+    /// Directory with the dataset files (MNIST: train-*/t10k-* IDX files, raw or .gz;
+    /// CIFAR-10: the .bin batches, their folder or the .tar.gz).
+    #[arg(long, default_value = "data")]
+    pub data_dir: PathBuf,
+    /// Download the dataset into --data-dir if it is not there (MD5-checked).
+    #[arg(long)]
+    pub download: bool,
+    /// Use only the first N training examples.
+    #[arg(long, value_name = "N")]
+    pub train_size: Option<usize>,
+    /// Use only the first N test examples (with --test-as-train: the last N).
+    #[arg(long, value_name = "N")]
+    pub test_size: Option<usize>,
+    /// Build both splits from the test split: its first N examples train, the others (or the
+    /// last --test-size) test. For data with only a test split, e.g. MNIST's t10k-* files.
+    #[arg(long, value_name = "N", conflicts_with = "train_size")]
+    pub test_as_train: Option<usize>,
+    /// Probability that a training label is replaced by a uniform random class
+    /// (default 1 with --randomize labels, else 0).
+    #[arg(long, value_name = "P")]
+    pub label_corrupt_prob: Option<f64>,
+    /// Seed of numpy's legacy generator used for label corruption (the demo's 12345).
+    #[arg(long, default_value_t = crate::data::corrupt::DEMO_CORRUPTION_SEED)]
+    pub corrupt_seed: u32,
+    /// Randomization test: labels, or the pixels of train and test images.
+    #[arg(long, value_enum, default_value = "none")]
+    pub randomize: Randomization,
+    /// Seed of the pixel randomizations and of the CG preconditioner's sketch.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Kernel function.
+    #[arg(long, value_enum, default_value = "gaussian")]
+    pub kernel: KernelKind,
+    /// Gaussian kernel exp(-BW·‖x−y‖²) [default: 0.02, the demo's].
+    #[arg(long, value_name = "BW", allow_negative_numbers = true)]
+    pub bandwidth: Option<f64>,
+    /// Laplacian kernel exp(-‖x−y‖/SIGMA) [default: 10].
+    #[arg(long, value_name = "SIGMA", allow_negative_numbers = true)]
+    pub sigma: Option<f64>,
+    /// Solver: exact tiled Cholesky, matrix-free conjugate gradient, or Cholesky when it fits.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub solver: SolverChoice,
+    /// Precision of the Cholesky factorization.
+    #[arg(long, value_enum, default_value = "f32-refined")]
+    pub precision: Precision,
+    /// Refinement of the Cholesky solution: preconditioned CG or classic iterative refinement.
+    #[arg(long, value_enum, default_value = "pcg")]
+    pub refine: Method,
+    /// Refine until the normwise backward error is at most this.
+    #[arg(long, default_value_t = 1e-14)]
+    pub refine_tol: f64,
+    /// At most this many refinement steps (exact kernel products).
+    #[arg(long, default_value_t = 20)]
+    pub max_refine: usize,
+    /// Conjugate gradient: stop when every ‖r_j‖/‖y_j‖ is at most this.
+    #[arg(long, default_value_t = 1e-6)]
+    pub tol: f64,
+    /// Conjugate gradient: at most this many iterations.
+    #[arg(long, default_value_t = 500)]
+    pub max_iters: usize,
+    /// Conjugate gradient preconditioner.
+    #[arg(long, value_enum, default_value = "nystrom")]
+    pub cg_precond: CgPrecond,
+    /// Rank of the Nyström preconditioner.
+    #[arg(long, default_value_t = 200)]
+    pub cg_rank: usize,
+    /// Tile size of the Cholesky factorization [default: 384 in f32, 256 in f64, where faer's
+    /// tile GEMMs run fastest on this class of CPU]; a multiple of 32 keeps the exact int8
+    /// kernel path.
+    #[arg(long)]
+    pub tile: Option<usize>,
+    /// Tile columns sharing one trailing update of the factorization.
+    #[arg(long, default_value_t = 4)]
+    pub group: usize,
+    /// Block size of the matrix-free kernel products (a multiple of 32 keeps the exact int8
+    /// kernel path).
+    #[arg(long, default_value_t = 256)]
+    pub block: usize,
+    /// Worker threads [default: all cores].
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Use at most this much memory (GiB); the default is MemAvailable of /proc/meminfo.
+    #[arg(long, value_name = "GIB")]
+    pub max_memory: Option<f64>,
+    /// Directory receiving result.json and predictions.txt (the predicted class of every test
+    /// point, one digit each, on one line).
+    #[arg(long, default_value = "runs/kernel")]
+    pub out: PathBuf,
+    /// Hide the factorization progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+impl KernelArgs {
+    /// The solve's settings; errors when a kernel parameter is given for the other kernel.
+    pub fn into_config(self) -> anyhow::Result<KernelConfig> {
+        let kernel = match (self.kernel, self.bandwidth, self.sigma) {
+            (KernelKind::Gaussian, _, Some(_)) => anyhow::bail!("--sigma applies to --kernel laplacian, not gaussian"),
+            (KernelKind::Laplacian, Some(_), _) => anyhow::bail!("--bandwidth applies to --kernel gaussian, not laplacian"),
+            (KernelKind::Gaussian, bw, None) => KernelFn::Gaussian { bandwidth: bw.unwrap_or(0.02) },
+            (KernelKind::Laplacian, None, sigma) => KernelFn::Laplacian { sigma: sigma.unwrap_or(10.0) },
+        };
+        Ok(KernelConfig {
+            data: self.data,
+            data_dir: self.data_dir,
+            download: self.download,
+            train_size: self.train_size,
+            test_size: self.test_size,
+            test_as_train: self.test_as_train,
+            label_corrupt_prob: self.label_corrupt_prob,
+            corrupt_seed: self.corrupt_seed,
+            randomize: self.randomize,
+            seed: self.seed,
+            kernel,
+            solver: self.solver,
+            precision: self.precision,
+            refine: RefineOptions { method: self.refine, tol: self.refine_tol, max_steps: self.max_refine },
+            cg: CgOptions {
+                tol: self.tol,
+                max_iters: self.max_iters,
+                precond: self.cg_precond,
+                rank: self.cg_rank,
+                seed: self.seed,
+            },
+            tile: self.tile.unwrap_or(match self.precision {
+                Precision::F32Refined => 384,
+                Precision::F64 => 256,
+            }),
+            group: self.group,
+            block: self.block,
+            threads: self.threads,
+            max_memory_gib: self.max_memory,
+            out: self.out,
+            progress: !self.no_progress,
+        })
     }
 }

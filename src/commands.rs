@@ -15,6 +15,7 @@ pub fn run(command: Command) -> Result<()> {
             Ok(())
         }
         Command::Labels(args) => labels(args),
+        Command::Kernel(args) => crate::kernel::run(&args.into_config()?).map(|_| ()),
     }
 }
 

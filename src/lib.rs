@@ -3,13 +3,15 @@
 //! labels or pixels are randomized and watch them memorize.
 //!
 //! Data flow one way: [`data`] (formats, corruption, batching) → [`model`] (architectures) →
-//! [`train`] (loop, optimizer, metrics, checkpoints). [`cli`] maps flags onto typed settings.
+//! [`train`] (loop, optimizer, metrics, checkpoints). [`kernel`] solves the paper's kernel
+//! interpolation exactly (section 5). [`cli`] maps flags onto typed settings.
 
 pub mod atomic;
 pub mod cli;
 pub mod commands;
 pub mod data;
 pub mod device;
+pub mod kernel;
 pub mod model;
 pub mod rng;
 pub mod train;

@@ -24,6 +24,8 @@ pub enum Purpose {
     Dropout = 5,
     /// Input randomizations (pixel permutations, Gaussian images).
     Randomize = 6,
+    /// The random test matrix of the kernel solver's Nyström preconditioner.
+    KernelSketch = 7,
 }
 
 /// A ChaCha8 generator for `purpose` in `epoch` of a run seeded with `seed`.

@@ -201,8 +201,71 @@ pub fn load_mnist(dir: &Path) -> Result<Splits> {
     })
 }
 
+/// The bytes of a raw IDX image file holding the 1-channel images of `set`.
+///
+/// Fails if the images have more than one channel or a dimension exceeds `u32`.
+pub fn idx_images_bytes(set: &ImageSet) -> Result<Vec<u8>> {
+    if set.channels != 1 {
+        bail!("IDX image files hold 1-channel images, not {} channels", set.channels);
+    }
+    let dim = |v: usize| u32::try_from(v).map_err(|_| anyhow!("IDX dimension {v} exceeds u32"));
+    let mut out = Vec::with_capacity(16 + set.images.len());
+    for word in [IDX_IMAGES_MAGIC, dim(set.len())?, dim(set.height)?, dim(set.width)?] {
+        out.extend_from_slice(&word.to_be_bytes());
+    }
+    out.extend_from_slice(&set.images);
+    Ok(out)
+}
+
+/// The bytes of a raw IDX label file.
+pub fn idx_labels_bytes(labels: &[u8]) -> Result<Vec<u8>> {
+    let n = u32::try_from(labels.len()).map_err(|_| anyhow!("{} labels exceed u32", labels.len()))?;
+    let mut out = Vec::with_capacity(8 + labels.len());
+    out.extend_from_slice(&IDX_LABELS_MAGIC.to_be_bytes());
+    out.extend_from_slice(&n.to_be_bytes());
+    out.extend_from_slice(labels);
+    Ok(out)
+}
+
+/// Writes `splits` into `dir` as the four raw (uncompressed) MNIST IDX files, each
+/// atomically, creating `dir` if needed — the counterpart of [`load_mnist`].
+pub fn write_mnist(dir: &Path, splits: &Splits) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| anyhow!("{}: cannot create directory: {e}", dir.display()))?;
+    for (set, images, labels) in [
+        (&splits.train, MNIST_TRAIN_IMAGES, MNIST_TRAIN_LABELS),
+        (&splits.test, MNIST_TEST_IMAGES, MNIST_TEST_LABELS),
+    ] {
+        crate::atomic::write_atomic(&dir.join(images), &idx_images_bytes(set)?)?;
+        crate::atomic::write_atomic(&dir.join(labels), &idx_labels_bytes(&set.labels)?)?;
+    }
+    Ok(())
+}
+
 /// Load only the MNIST test split (the `t10k-*` pair, raw or `.gz`) from `dir`; useful
 /// for evaluation or when only the test files are present.
 pub fn load_mnist_test_only(dir: &Path) -> Result<ImageSet> {
     load_pair(dir, MNIST_TEST_IMAGES, MNIST_TEST_LABELS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn written_files_load_back() {
+        let set = |n: usize, h: usize, w: usize| ImageSet {
+            images: (0..n * h * w).map(|v| (v * 37 % 256) as u8).collect(),
+            labels: (0..n).map(|i| (i % 10) as u8).collect(),
+            channels: 1,
+            height: h,
+            width: w,
+        };
+        let splits = Splits { train: set(5, 3, 4), test: set(2, 3, 4), num_classes: 10 };
+        let dir = tempfile::tempdir().unwrap();
+        write_mnist(dir.path(), &splits).unwrap();
+        let back = load_mnist(dir.path()).unwrap();
+        assert_eq!((back.train, back.test), (splits.train, splits.test));
+        let rgb = ImageSet { channels: 3, ..set(1, 2, 2) };
+        assert!(idx_images_bytes(&rgb).unwrap_err().to_string().contains("1-channel"));
+    }
 }

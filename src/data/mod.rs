@@ -6,6 +6,7 @@ pub mod corrupt;
 pub mod download;
 pub mod idx;
 pub mod image_set;
+pub mod mnist_like;
 pub mod numpy_rng;
 pub mod prefetch;
 pub mod prepared;
