@@ -10,7 +10,6 @@ use crate::device::Backend;
 use crate::model::Arch;
 use crate::train::config::{TrainConfig, ValLabels};
 use crate::data::batch::Preprocess;
-use crate::data::randomize::Randomization;
 use crate::train::schedule::{LrSchedule, ScheduleKind};
 use crate::train::trainer::RunOptions;
 use clap::{Args, Parser, Subcommand};
@@ -245,16 +244,18 @@ impl LabelsArgs {
 }
 
 impl TrainArgs {
-    /// `rethink train` with every flag at its default, but the given data flags.
-    fn parse_from_defaults(data: DataArgs) -> Self {
-        let mut args = Cli::parse_from(["rethink", "train"]);
-        match &mut args.command {
-            Command::Train(train) => {
-                train.data = data;
-                train.clone()
-            }
+    /// Parses `rethink train ARGS…` (panics on invalid flags: for defaults and tests).
+    pub fn parse_args(args: &[&str]) -> Self {
+        let argv = ["rethink", "train"].iter().chain(args);
+        match Cli::parse_from(argv).command {
+            Command::Train(train) => train,
             _ => unreachable!("parsed a train command"),
         }
+    }
+
+    /// `rethink train` with every flag at its default, but the given data flags.
+    fn parse_from_defaults(data: DataArgs) -> Self {
+        Self { data, ..Self::parse_args(&[]) }
     }
 }
 

@@ -101,6 +101,7 @@ fn load_splits_for(config: &KernelConfig) -> Result<Splits> {
             md5: None,
             synthetic: SyntheticSpec { train: 0, test: 0, num_classes: 10 },
             seed: config.seed,
+            split_test_set: None,
         }),
     }
 }

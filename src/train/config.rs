@@ -187,14 +187,10 @@ impl TrainConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::{Cli, Command};
-    use clap::Parser;
+    use crate::cli::TrainArgs;
 
     fn config(args: &[&str]) -> TrainConfig {
-        match Cli::parse_from(["rethink", "train"].iter().chain(args)).command {
-            Command::Train(train) => train.into_config().0,
-            Command::Labels(_) => unreachable!("parsed a train command"),
-        }
+        TrainArgs::parse_args(args).into_config().0
     }
 
     #[test]

@@ -181,14 +181,9 @@ mod tests {
 
     #[test]
     fn names_every_architecture() {
-        use crate::cli::{Cli, Command};
-        use clap::Parser;
         let name = |args: &[&str]| {
-            let argv = ["rethink", "train", "--data", "synthetic"].iter().chain(args);
-            match Cli::parse_from(argv).command {
-                Command::Train(train) => experiment_name(&train.into_config().0),
-                Command::Labels(_) => unreachable!("parsed a train command"),
-            }
+            let argv: Vec<&str> = ["--data", "synthetic"].iter().chain(args).copied().collect();
+            experiment_name(&crate::cli::TrainArgs::parse_args(&argv).into_config().0)
         };
         let tail = "_lr0.1_mmt0.9_Wd0.0001_NoAug";
         assert_eq!(name(&[]), format!("synthetic_wide-resnet28-1{tail}"));
