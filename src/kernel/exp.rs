@@ -71,7 +71,7 @@ fn exp_map_avx2<F: Fn(f64, f64) -> f64>(values: &mut [f64], aux: &[f64], arg: F)
     exp_map_body(values, aux, arg)
 }
 
-/// Replaces every `values[i]` by exp(arg(aux[i], values[i])) (within 2 ulp; 0 below −708),
+/// Replaces every `values[i]` by `exp(arg(aux[i], values[i]))` (within 2 ulp; 0 below −708),
 /// vectorized with the widest instructions the CPU has. `arg` (inlined into the vector loop)
 /// lets callers fuse the computation of the exponent — a kernel's distance-to-argument map —
 /// into the same pass; `aux` (as long as `values`) feeds it one more value per element.

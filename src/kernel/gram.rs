@@ -9,8 +9,8 @@
 //!   86 G/s for f32). The signed operand is q − 128 ∈ [−128, 127], corrected afterwards:
 //!   G_ij = Σ_k p_ik(q_jk − 128) + 128·Σ_k p_ik. Sums stay far below 2³¹ (784·255·128 ≈ 2.6·10⁷,
 //!   3,072-dimensional CIFAR ≈ 10⁸). Points are packed once, when the features are made:
-//!   row panels of [`MR`] points as [k/4][MR][4] bytes, column panels of [`NR`] points as
-//!   [k/4][NR][4] signed bytes; a 32×8 register tile of int32 accumulators is computed per pair.
+//!   row panels of [`MR`] points as `[k/4][MR][4]` bytes, column panels of [`NR`] points as
+//!   `[k/4][NR][4]` signed bytes; a 32×8 register tile of int32 accumulators is computed per pair.
 //! - **f32 chunks** (any CPU, or blocks not aligned to the panels): products of 8-bit integers
 //!   summed over at most [`EXACT_CHUNK`] terms stay below 2²⁴, so an f32 GEMM per chunk of 256
 //!   coordinates is exact whatever order it adds in; the chunks are summed in f64.
@@ -56,9 +56,9 @@ pub struct PixelRows {
     pub sums: Vec<f64>,
     /// Σ_k p_ik² per point (exact).
     pub sq_sums: Vec<f64>,
-    /// Row panels of [`MR`] points, [k/4][MR][4] bytes each (empty without VNNI).
+    /// Row panels of [`MR`] points, `[k/4][MR][4]` bytes each (empty without VNNI).
     packed_rows: Vec<u8>,
-    /// Column panels of [`NR`] points, [k/4][NR][4] bytes of p − 128 (empty without VNNI).
+    /// Column panels of [`NR`] points, `[k/4][NR][4]` bytes of p − 128 (empty without VNNI).
     packed_cols: Vec<i8>,
 }
 
@@ -101,7 +101,7 @@ impl PixelRows {
     }
 }
 
-/// Writes the exact Gram block G = A[rows]·B[cols]ᵀ into `out` (`|rows| × |cols|`).
+/// Writes the exact Gram block `G = A[rows]·B[cols]ᵀ` into `out` (`|rows| × |cols|`).
 pub fn gram(a: &PixelRows, rows: Range<usize>, b: &PixelRows, cols: Range<usize>, out: MatMut<'_, f64>) {
     assert_eq!(a.dim, b.dim, "gram: dimensions differ");
     assert_eq!((out.nrows(), out.ncols()), (rows.len(), cols.len()));

@@ -157,7 +157,7 @@ impl RowsF64<'_> {
     }
 }
 
-/// Writes K(x[rows], z[cols]) into `out` (`|rows| × |cols|`), using `out` as GEMM destination.
+/// Writes `K(x[rows], z[cols])` into `out` (`|rows| × |cols|`), using `out` as GEMM destination.
 ///
 /// For pixel features on both sides the squared distances are exact before the final scaling
 /// (integer Gram by [`super::gram::gram`], then scale²·(P_i + Q_j − 2G_ij)). Otherwise one f64
