@@ -2,11 +2,11 @@
 
 use crate::data::randomize::Randomization;
 use crate::data::source::DataKind;
+use crate::device::Backend;
 use crate::kernel::cg::{CgOptions, CgPrecond};
 use crate::kernel::config::{KernelConfig, KernelData, KernelKind, Precision, SolverChoice};
 use crate::kernel::matrix::KernelFn;
 use crate::kernel::refine::{Method, RefineOptions};
-use crate::device::Backend;
 use crate::model::Arch;
 use crate::train::config::{TrainConfig, ValLabels};
 use crate::train::schedule::LrSchedule;
@@ -326,10 +326,18 @@ impl KernelArgs {
     /// The solve's settings; errors when a kernel parameter is given for the other kernel.
     pub fn into_config(self) -> anyhow::Result<KernelConfig> {
         let kernel = match (self.kernel, self.bandwidth, self.sigma) {
-            (KernelKind::Gaussian, _, Some(_)) => anyhow::bail!("--sigma applies to --kernel laplacian, not gaussian"),
-            (KernelKind::Laplacian, Some(_), _) => anyhow::bail!("--bandwidth applies to --kernel gaussian, not laplacian"),
-            (KernelKind::Gaussian, bw, None) => KernelFn::Gaussian { bandwidth: bw.unwrap_or(0.02) },
-            (KernelKind::Laplacian, None, sigma) => KernelFn::Laplacian { sigma: sigma.unwrap_or(10.0) },
+            (KernelKind::Gaussian, _, Some(_)) => {
+                anyhow::bail!("--sigma applies to --kernel laplacian, not gaussian")
+            }
+            (KernelKind::Laplacian, Some(_), _) => {
+                anyhow::bail!("--bandwidth applies to --kernel gaussian, not laplacian")
+            }
+            (KernelKind::Gaussian, bw, None) => KernelFn::Gaussian {
+                bandwidth: bw.unwrap_or(0.02),
+            },
+            (KernelKind::Laplacian, None, sigma) => KernelFn::Laplacian {
+                sigma: sigma.unwrap_or(10.0),
+            },
         };
         Ok(KernelConfig {
             data: self.data,
@@ -345,7 +353,11 @@ impl KernelArgs {
             kernel,
             solver: self.solver,
             precision: self.precision,
-            refine: RefineOptions { method: self.refine, tol: self.refine_tol, max_steps: self.max_refine },
+            refine: RefineOptions {
+                method: self.refine,
+                tol: self.refine_tol,
+                max_steps: self.max_refine,
+            },
             cg: CgOptions {
                 tol: self.tol,
                 max_iters: self.max_iters,

@@ -126,7 +126,11 @@ impl KernelConfig {
     /// The effective label corruption probability.
     pub fn corrupt_prob(&self) -> f64 {
         self.label_corrupt_prob
-            .unwrap_or(if self.randomize == Randomization::Labels { 1.0 } else { 0.0 })
+            .unwrap_or(if self.randomize == Randomization::Labels {
+                1.0
+            } else {
+                0.0
+            })
     }
 
     /// Checks the settings, with one-line messages naming the flag.
@@ -144,7 +148,11 @@ impl KernelConfig {
         if !(0.0..=1.0).contains(&p) {
             bail!("--label-corrupt-prob {p} is outside [0, 1]");
         }
-        for (flag, v) in [("--train-size", self.train_size), ("--test-size", self.test_size), ("--test-as-train", self.test_as_train)] {
+        for (flag, v) in [
+            ("--train-size", self.train_size),
+            ("--test-size", self.test_size),
+            ("--test-as-train", self.test_as_train),
+        ] {
             if v == Some(0) {
                 bail!("{flag} must be at least 1");
             }
@@ -159,7 +167,10 @@ impl KernelConfig {
             bail!("--group and --block must be at least 1");
         }
         if !(self.refine.tol.is_finite() && self.refine.tol >= 0.0) {
-            bail!("--refine-tol {} must be a non-negative number", self.refine.tol);
+            bail!(
+                "--refine-tol {} must be a non-negative number",
+                self.refine.tol
+            );
         }
         if !(self.cg.tol.is_finite() && self.cg.tol >= 0.0) {
             bail!("--tol {} must be a non-negative number", self.cg.tol);

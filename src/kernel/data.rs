@@ -47,7 +47,12 @@ pub fn load(config: &KernelConfig) -> Result<KernelInputs> {
     randomize_inputs(&mut splits, config.randomize, config.seed);
     let p = config.corrupt_prob();
     let (train_labels, corrupted) = if p > 0.0 {
-        let c = corrupt_labels(&splits.train.labels, splits.num_classes, p, config.corrupt_seed);
+        let c = corrupt_labels(
+            &splits.train.labels,
+            splits.num_classes,
+            p,
+            config.corrupt_seed,
+        );
         let count = c.mask_count();
         (c.labels, count)
     } else {
@@ -78,8 +83,18 @@ fn load_splits_for(config: &KernelConfig) -> Result<Splits> {
                 download_mnist(dir)?;
             }
             let test = idx::load_mnist_test_only(dir)?;
-            let empty = ImageSet { images: vec![], labels: vec![], channels: 1, height: test.height, width: test.width };
-            Ok(Splits { train: empty, test, num_classes: 10 })
+            let empty = ImageSet {
+                images: vec![],
+                labels: vec![],
+                channels: 1,
+                height: test.height,
+                width: test.width,
+            };
+            Ok(Splits {
+                train: empty,
+                test,
+                num_classes: 10,
+            })
         }
         KernelData::Mnist => {
             if config.download {
@@ -99,7 +114,11 @@ fn load_splits_for(config: &KernelConfig) -> Result<Splits> {
             download: config.download,
             url: None,
             md5: None,
-            synthetic: SyntheticSpec { train: 0, test: 0, num_classes: 10 },
+            synthetic: SyntheticSpec {
+                train: 0,
+                test: 0,
+                num_classes: 10,
+            },
             seed: config.seed,
         }),
     }
@@ -122,7 +141,11 @@ fn download_mnist(dir: &Path) -> Result<()> {
 /// Takes the subsets the flags ask for; errors name the flag and the available count.
 fn select(splits: Splits, config: &KernelConfig) -> Result<(Splits, String)> {
     let name = config.data.name();
-    let Splits { train, test, num_classes } = splits;
+    let Splits {
+        train,
+        test,
+        num_classes,
+    } = splits;
     if let Some(n_train) = config.test_as_train {
         let total = test.len();
         let n_test = config.test_size.unwrap_or(total.saturating_sub(n_train));
@@ -133,9 +156,19 @@ fn select(splits: Splits, config: &KernelConfig) -> Result<(Splits, String)> {
                 config.data_dir.display()
             );
         }
-        let (train, test) = (range(&test, 0, n_train), range(&test, total - n_test, total));
+        let (train, test) = (
+            range(&test, 0, n_train),
+            range(&test, total - n_test, total),
+        );
         let description = format!("{name} test split: first {n_train} train, last {n_test} test");
-        return Ok((Splits { train, test, num_classes }, description));
+        return Ok((
+            Splits {
+                train,
+                test,
+                num_classes,
+            },
+            description,
+        ));
     }
     let pick = |set: &ImageSet, size: Option<usize>, flag: &str, split: &str| -> Result<ImageSet> {
         match size {
@@ -150,8 +183,19 @@ fn select(splits: Splits, config: &KernelConfig) -> Result<(Splits, String)> {
     };
     let train = pick(&train, config.train_size, "--train-size", "training")?;
     let test = pick(&test, config.test_size, "--test-size", "test")?;
-    let description = format!("{name}: first {} train, first {} test", train.len(), test.len());
-    Ok((Splits { train, test, num_classes }, description))
+    let description = format!(
+        "{name}: first {} train, first {} test",
+        train.len(),
+        test.len()
+    );
+    Ok((
+        Splits {
+            train,
+            test,
+            num_classes,
+        },
+        description,
+    ))
 }
 
 /// Examples `start..end` of `set`.
