@@ -43,7 +43,11 @@ fn main() -> Result<()> {
     let args = Args::parse();
     let test = load_mnist_test_only(&args.from)?;
     if args.sources == 0 || args.sources >= test.len() {
-        bail!("--sources {} must be between 1 and {} (the test digits minus at least one for testing)", args.sources, test.len() - 1);
+        bail!(
+            "--sources {} must be between 1 and {} (the test digits minus at least one for testing)",
+            args.sources,
+            test.len() - 1
+        );
     }
     let train = distorted_digits(&test.take(args.sources), args.count, args.seed);
     let held_out = rethink::data::image_set::ImageSet {
@@ -52,7 +56,14 @@ fn main() -> Result<()> {
         ..test.clone()
     };
     let (n_train, n_test) = (train.len(), held_out.len());
-    write_mnist(&args.out, &Splits { train, test: held_out, num_classes: 10 })?;
+    write_mnist(
+        &args.out,
+        &Splits {
+            train,
+            test: held_out,
+            num_classes: 10,
+        },
+    )?;
     println!(
         "wrote {}: {n_train} training digits from the first {} test digits, {n_test} test digits",
         args.out.display(),

@@ -2,11 +2,11 @@
 
 use crate::data::randomize::Randomization;
 use crate::data::source::DataKind;
+use crate::device::Backend;
 use crate::kernel::cg::{CgOptions, CgPrecond};
-use crate::kernel::config::{KernelConfig, KernelData, KernelKind, Precision, SolverChoice};
+use crate::kernel::config::{KernelConfig, KernelKind, Precision, SolverChoice};
 use crate::kernel::matrix::KernelFn;
 use crate::kernel::refine::{Method, RefineOptions};
-use crate::device::Backend;
 use crate::model::Arch;
 use crate::train::config::{TrainConfig, ValLabels};
 use crate::data::batch::Preprocess;
@@ -264,7 +264,7 @@ impl TrainArgs {
 pub struct KernelArgs {
     /// Dataset (pixels scaled to [0, 1]).
     #[arg(long, value_enum, default_value = "mnist")]
-    pub data: KernelData,
+    pub data: DataKind,
     /// Directory with the dataset files (MNIST: train-*/t10k-* IDX files, raw or .gz;
     /// CIFAR-10: the .bin batches, their folder or the .tar.gz).
     #[arg(long, default_value = "data")]
@@ -275,13 +275,13 @@ pub struct KernelArgs {
     /// Use only the first N training examples.
     #[arg(long, value_name = "N")]
     pub train_size: Option<usize>,
-    /// Use only the first N test examples (with --test-as-train: the last N).
+    /// Use only the first N test examples.
     #[arg(long, value_name = "N")]
     pub test_size: Option<usize>,
-    /// Build both splits from the test split: its first N examples train, the others (or the
-    /// last --test-size) test. For data with only a test split, e.g. MNIST's t10k-* files.
+    /// Build both splits from the test files: their first N examples train, the others (or the
+    /// first --test-size of them) test. For data with only a test split, e.g. MNIST's t10k-* files.
     #[arg(long, value_name = "N", conflicts_with = "train_size")]
-    pub test_as_train: Option<usize>,
+    pub split_test_set: Option<usize>,
     /// Probability that a training label is replaced by a uniform random class
     /// (default 1 with --randomize labels, else 0).
     #[arg(long, value_name = "P")]
@@ -362,10 +362,18 @@ impl KernelArgs {
     /// The solve's settings; errors when a kernel parameter is given for the other kernel.
     pub fn into_config(self) -> anyhow::Result<KernelConfig> {
         let kernel = match (self.kernel, self.bandwidth, self.sigma) {
-            (KernelKind::Gaussian, _, Some(_)) => anyhow::bail!("--sigma applies to --kernel laplacian, not gaussian"),
-            (KernelKind::Laplacian, Some(_), _) => anyhow::bail!("--bandwidth applies to --kernel gaussian, not laplacian"),
-            (KernelKind::Gaussian, bw, None) => KernelFn::Gaussian { bandwidth: bw.unwrap_or(0.02) },
-            (KernelKind::Laplacian, None, sigma) => KernelFn::Laplacian { sigma: sigma.unwrap_or(10.0) },
+            (KernelKind::Gaussian, _, Some(_)) => {
+                anyhow::bail!("--sigma applies to --kernel laplacian, not gaussian")
+            }
+            (KernelKind::Laplacian, Some(_), _) => {
+                anyhow::bail!("--bandwidth applies to --kernel gaussian, not laplacian")
+            }
+            (KernelKind::Gaussian, bw, None) => KernelFn::Gaussian {
+                bandwidth: bw.unwrap_or(0.02),
+            },
+            (KernelKind::Laplacian, None, sigma) => KernelFn::Laplacian {
+                sigma: sigma.unwrap_or(10.0),
+            },
         };
         Ok(KernelConfig {
             data: self.data,
@@ -373,7 +381,7 @@ impl KernelArgs {
             download: self.download,
             train_size: self.train_size,
             test_size: self.test_size,
-            test_as_train: self.test_as_train,
+            split_test_set: self.split_test_set,
             label_corrupt_prob: self.label_corrupt_prob,
             corrupt_seed: self.corrupt_seed,
             randomize: self.randomize,
@@ -381,7 +389,11 @@ impl KernelArgs {
             kernel,
             solver: self.solver,
             precision: self.precision,
-            refine: RefineOptions { method: self.refine, tol: self.refine_tol, max_steps: self.max_refine },
+            refine: RefineOptions {
+                method: self.refine,
+                tol: self.refine_tol,
+                max_steps: self.max_refine,
+            },
             cg: CgOptions {
                 tol: self.tol,
                 max_iters: self.max_iters,

@@ -206,11 +206,19 @@ pub fn load_mnist(dir: &Path) -> Result<Splits> {
 /// Fails if the images have more than one channel or a dimension exceeds `u32`.
 pub fn idx_images_bytes(set: &ImageSet) -> Result<Vec<u8>> {
     if set.channels != 1 {
-        bail!("IDX image files hold 1-channel images, not {} channels", set.channels);
+        bail!(
+            "IDX image files hold 1-channel images, not {} channels",
+            set.channels
+        );
     }
     let dim = |v: usize| u32::try_from(v).map_err(|_| anyhow!("IDX dimension {v} exceeds u32"));
     let mut out = Vec::with_capacity(16 + set.images.len());
-    for word in [IDX_IMAGES_MAGIC, dim(set.len())?, dim(set.height)?, dim(set.width)?] {
+    for word in [
+        IDX_IMAGES_MAGIC,
+        dim(set.len())?,
+        dim(set.height)?,
+        dim(set.width)?,
+    ] {
         out.extend_from_slice(&word.to_be_bytes());
     }
     out.extend_from_slice(&set.images);
@@ -219,7 +227,8 @@ pub fn idx_images_bytes(set: &ImageSet) -> Result<Vec<u8>> {
 
 /// The bytes of a raw IDX label file.
 pub fn idx_labels_bytes(labels: &[u8]) -> Result<Vec<u8>> {
-    let n = u32::try_from(labels.len()).map_err(|_| anyhow!("{} labels exceed u32", labels.len()))?;
+    let n =
+        u32::try_from(labels.len()).map_err(|_| anyhow!("{} labels exceed u32", labels.len()))?;
     let mut out = Vec::with_capacity(8 + labels.len());
     out.extend_from_slice(&IDX_LABELS_MAGIC.to_be_bytes());
     out.extend_from_slice(&n.to_be_bytes());
@@ -230,7 +239,8 @@ pub fn idx_labels_bytes(labels: &[u8]) -> Result<Vec<u8>> {
 /// Writes `splits` into `dir` as the four raw (uncompressed) MNIST IDX files, each
 /// atomically, creating `dir` if needed — the counterpart of [`load_mnist`].
 pub fn write_mnist(dir: &Path, splits: &Splits) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| anyhow!("{}: cannot create directory: {e}", dir.display()))?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| anyhow!("{}: cannot create directory: {e}", dir.display()))?;
     for (set, images, labels) in [
         (&splits.train, MNIST_TRAIN_IMAGES, MNIST_TRAIN_LABELS),
         (&splits.test, MNIST_TEST_IMAGES, MNIST_TEST_LABELS),
@@ -260,12 +270,24 @@ mod tests {
             height: h,
             width: w,
         };
-        let splits = Splits { train: set(5, 3, 4), test: set(2, 3, 4), num_classes: 10 };
+        let splits = Splits {
+            train: set(5, 3, 4),
+            test: set(2, 3, 4),
+            num_classes: 10,
+        };
         let dir = tempfile::tempdir().unwrap();
         write_mnist(dir.path(), &splits).unwrap();
         let back = load_mnist(dir.path()).unwrap();
         assert_eq!((back.train, back.test), (splits.train, splits.test));
-        let rgb = ImageSet { channels: 3, ..set(1, 2, 2) };
-        assert!(idx_images_bytes(&rgb).unwrap_err().to_string().contains("1-channel"));
+        let rgb = ImageSet {
+            channels: 3,
+            ..set(1, 2, 2)
+        };
+        assert!(
+            idx_images_bytes(&rgb)
+                .unwrap_err()
+                .to_string()
+                .contains("1-channel")
+        );
     }
 }

@@ -112,24 +112,38 @@ fn load_cifar(
 /// MNIST from its IDX files, downloading the four official files if asked and missing.
 fn load_mnist(request: &DataRequest) -> Result<Splits> {
     let dir = &request.dir;
-    if request.split_test_set.is_some() {
-        let test = idx::load_mnist_test_only(dir)?;
-        return split_test(test, request.split_test_set.unwrap_or(0), 10);
+    if let Some(n) = request.split_test_set {
+        if request.download {
+            download_mnist(request)?;
+        }
+        return split_test(idx::load_mnist_test_only(dir)?, n, 10);
     }
     match idx::load_mnist(dir) {
         Err(_) if request.download => {
-            create_dir(dir)?;
-            let base = request.url.as_deref().unwrap_or(idx::MNIST_BASE_URL);
-            for (file, md5) in idx::MNIST_FILES {
-                let dest = dir.join(file);
-                if !dest.exists() {
-                    download::fetch_verified(&format!("{base}{file}"), &dest, md5, true)?;
-                }
-            }
+            download_mnist(request)?;
             idx::load_mnist(dir)
         }
+        Err(e) if idx::load_mnist_test_only(dir).is_ok() => Err(e.context(
+            "only the t10k-* files are there; --split-test-set N trains on the first N test digits",
+        )),
         loaded => loaded,
     }
+}
+
+/// Fetches the four MNIST files into the data directory (each skipped when it is already
+/// there, raw or gzipped, or when the `.gz` has the right MD5).
+fn download_mnist(request: &DataRequest) -> Result<()> {
+    let dir = &request.dir;
+    create_dir(dir)?;
+    let base = request.url.as_deref().unwrap_or(idx::MNIST_BASE_URL);
+    for (file, md5) in idx::MNIST_FILES {
+        if dir.join(file.trim_end_matches(".gz")).is_file() {
+            continue;
+        }
+        download::fetch_verified(&format!("{base}{file}"), &dir.join(file), md5, true)
+            .with_context(|| format!("cannot download MNIST into {}", dir.display()))?;
+    }
+    Ok(())
 }
 
 /// Train on the first `n` examples of `test`, validate on the rest.

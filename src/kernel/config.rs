@@ -7,27 +7,8 @@ use crate::data::randomize::Randomization;
 use anyhow::{Result, bail};
 use clap::ValueEnum;
 use serde::Serialize;
+use crate::data::source::DataKind;
 use std::path::PathBuf;
-
-/// Datasets the kernel solver reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum KernelData {
-    /// MNIST in IDX format (`train-*`/`t10k-*`, raw or `.gz`); any image size in the header.
-    Mnist,
-    /// CIFAR-10 binary batches (or their archive).
-    Cifar10,
-}
-
-impl KernelData {
-    /// `mnist` or `cifar10`.
-    pub fn name(self) -> &'static str {
-        match self {
-            KernelData::Mnist => "mnist",
-            KernelData::Cifar10 => "cifar10",
-        }
-    }
-}
 
 /// Which kernel function `--kernel` names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
@@ -76,17 +57,17 @@ impl Precision {
 #[derive(Debug, Clone, PartialEq)]
 pub struct KernelConfig {
     /// Dataset.
-    pub data: KernelData,
+    pub data: DataKind,
     /// Directory with the dataset files.
     pub data_dir: PathBuf,
     /// Download the dataset into `data_dir` when it is missing.
     pub download: bool,
     /// Keep the first N training examples.
     pub train_size: Option<usize>,
-    /// Keep the first N test examples (with `test_as_train`: the last N).
+    /// Keep the first N test examples.
     pub test_size: Option<usize>,
-    /// Build both splits from the test split: its first N examples train, the rest test.
-    pub test_as_train: Option<usize>,
+    /// Build both splits from the test files: their first N examples train, the rest test.
+    pub split_test_set: Option<usize>,
     /// Probability of replacing a training label by a uniform class (default 1 with
     /// `--randomize labels`, else 0).
     pub label_corrupt_prob: Option<f64>,
@@ -126,7 +107,11 @@ impl KernelConfig {
     /// The effective label corruption probability.
     pub fn corrupt_prob(&self) -> f64 {
         self.label_corrupt_prob
-            .unwrap_or(if self.randomize == Randomization::Labels { 1.0 } else { 0.0 })
+            .unwrap_or(if self.randomize == Randomization::Labels {
+                1.0
+            } else {
+                0.0
+            })
     }
 
     /// Checks the settings, with one-line messages naming the flag.
@@ -144,13 +129,17 @@ impl KernelConfig {
         if !(0.0..=1.0).contains(&p) {
             bail!("--label-corrupt-prob {p} is outside [0, 1]");
         }
-        for (flag, v) in [("--train-size", self.train_size), ("--test-size", self.test_size), ("--test-as-train", self.test_as_train)] {
+        for (flag, v) in [
+            ("--train-size", self.train_size),
+            ("--test-size", self.test_size),
+            ("--split-test-set", self.split_test_set),
+        ] {
             if v == Some(0) {
                 bail!("{flag} must be at least 1");
             }
         }
-        if self.test_as_train.is_some() && self.train_size.is_some() {
-            bail!("--test-as-train already sets the number of training points; drop --train-size");
+        if self.split_test_set.is_some() && self.train_size.is_some() {
+            bail!("--split-test-set already sets the number of training points; drop --train-size");
         }
         if self.tile < 16 {
             bail!("--tile {} must be at least 16", self.tile);
@@ -159,7 +148,10 @@ impl KernelConfig {
             bail!("--group and --block must be at least 1");
         }
         if !(self.refine.tol.is_finite() && self.refine.tol >= 0.0) {
-            bail!("--refine-tol {} must be a non-negative number", self.refine.tol);
+            bail!(
+                "--refine-tol {} must be a non-negative number",
+                self.refine.tol
+            );
         }
         if !(self.cg.tol.is_finite() && self.cg.tol >= 0.0) {
             bail!("--tol {} must be a non-negative number", self.cg.tol);

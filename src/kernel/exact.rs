@@ -8,7 +8,7 @@
 
 use super::cholesky::{NotPositiveDefinite, Real, TiledLower};
 use super::matrix::{Features, KernelFn, kernel_block, symmetric_product};
-use super::refine::{Preconditioner, RefineOptions, Step, refine};
+use super::refine::{Preconditioner, RefineOptions, Step, System, refine};
 use anyhow::{Result, anyhow};
 use faer::prelude::ReborrowMut;
 use faer::{Mat, MatRef};
@@ -106,7 +106,11 @@ pub fn build_tiles<T: Real>(kernel: KernelFn, x: &Features, store: &mut TiledLow
 fn factor_bar(total: u64, show: bool, what: &str) -> ProgressBar {
     let bar = ProgressBar::with_draw_target(
         Some(total),
-        if show { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() },
+        if show {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        },
     );
     bar.set_style(
         ProgressStyle::with_template("{msg} [{bar:40}] {percent:>3}% {elapsed_precise} eta {eta}")
@@ -176,7 +180,13 @@ pub fn solve<T: Real>(
             s.seconds
         ))
     };
-    let refined = refine(&product, &store, y, labels, k_norm_inf, c0, settings.refine, &mut on_step);
+    let system = System {
+        product: &product,
+        y,
+        labels,
+        k_norm_inf,
+    };
+    let refined = refine(&system, &store, c0, settings.refine, &mut on_step);
     let refine_seconds = started.elapsed().as_secs_f64();
     drop(store);
     Ok(ExactOutcome {

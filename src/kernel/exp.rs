@@ -17,9 +17,9 @@
 /// 1/ln 2.
 const LOG2_E: f64 = std::f64::consts::LOG2_E;
 /// ln 2 split in two (fdlibm): `LN2_HI` has trailing zero bits so that k·LN2_HI is exact.
-const LN2_HI: f64 = 6.931_471_803_691_238_164_90e-1;
+const LN2_HI: f64 = 0.693_147_180_369_123_8;
 /// The rest of ln 2.
-const LN2_LO: f64 = 1.908_214_929_270_587_700_02e-10;
+const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
 /// 1.5·2⁵²: adding it rounds to an integer and leaves that integer in the low mantissa bits.
 const SHIFTER: f64 = 6_755_399_441_055_744.0;
 /// Below this, exp(x) is subnormal or 0 in f64; we return 0.
@@ -71,7 +71,7 @@ fn exp_map_avx2<F: Fn(f64, f64) -> f64>(values: &mut [f64], aux: &[f64], arg: F)
     exp_map_body(values, aux, arg)
 }
 
-/// Replaces every `values[i]` by exp(arg(aux[i], values[i])) (within 2 ulp; 0 below −708),
+/// Replaces every `values[i]` by `exp(arg(aux[i], values[i]))` (within 2 ulp; 0 below −708),
 /// vectorized with the widest instructions the CPU has. `arg` (inlined into the vector loop)
 /// lets callers fuse the computation of the exponent — a kernel's distance-to-argument map —
 /// into the same pass; `aux` (as long as `values`) feeds it one more value per element.
@@ -79,14 +79,22 @@ fn exp_map_avx2<F: Fn(f64, f64) -> f64>(values: &mut [f64], aux: &[f64], arg: F)
 /// Panics if `aux` is shorter than `values`.
 #[inline]
 pub fn exp_map<F: Fn(f64, f64) -> f64>(values: &mut [f64], aux: &[f64], arg: F) {
-    assert!(aux.len() >= values.len(), "exp_map: aux has {} values for {}", aux.len(), values.len());
+    assert!(
+        aux.len() >= values.len(),
+        "exp_map: aux has {} values for {}",
+        aux.len(),
+        values.len()
+    );
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("fma") {
+        if std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("fma")
+        {
             // SAFETY: the CPU supports the features the function is compiled for (checked above).
             return unsafe { exp_map_avx512(values, aux, arg) };
         }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
             // SAFETY: as above.
             return unsafe { exp_map_avx2(values, aux, arg) };
         }
@@ -111,9 +119,19 @@ mod tests {
 
     #[test]
     fn within_two_ulp_of_libm() {
-        let mut xs: Vec<f64> = (0..200_001).map(|i| -708.0 * i as f64 / 200_000.0).collect();
+        let mut xs: Vec<f64> = (0..200_001)
+            .map(|i| -708.0 * i as f64 / 200_000.0)
+            .collect();
         xs.extend((0..20_001).map(|i| 700.0 * i as f64 / 20_000.0));
-        xs.extend([0.0, -0.0, -1e-300, 1e-17, -0.5 * std::f64::consts::LN_2, 0.5 * std::f64::consts::LN_2, -708.0]);
+        xs.extend([
+            0.0,
+            -0.0,
+            -1e-300,
+            1e-17,
+            -0.5 * std::f64::consts::LN_2,
+            0.5 * std::f64::consts::LN_2,
+            -708.0,
+        ]);
         let mut got = xs.clone();
         exp_in_place(&mut got);
         let mut scalar = xs.clone();

@@ -9,8 +9,8 @@
 //!   86 G/s for f32). The signed operand is q − 128 ∈ [−128, 127], corrected afterwards:
 //!   G_ij = Σ_k p_ik(q_jk − 128) + 128·Σ_k p_ik. Sums stay far below 2³¹ (784·255·128 ≈ 2.6·10⁷,
 //!   3,072-dimensional CIFAR ≈ 10⁸). Points are packed once, when the features are made:
-//!   row panels of [`MR`] points as [k/4][MR][4] bytes, column panels of [`NR`] points as
-//!   [k/4][NR][4] signed bytes; a 32×8 register tile of int32 accumulators is computed per pair.
+//!   row panels of [`MR`] points as `[k/4][MR][4]` bytes, column panels of [`NR`] points as
+//!   `[k/4][NR][4]` signed bytes; a 32×8 register tile of int32 accumulators is computed per pair.
 //! - **f32 chunks** (any CPU, or blocks not aligned to the panels): products of 8-bit integers
 //!   summed over at most [`EXACT_CHUNK`] terms stay below 2²⁴, so an f32 GEMM per chunk of 256
 //!   coordinates is exact whatever order it adds in; the chunks are summed in f64.
@@ -56,9 +56,9 @@ pub struct PixelRows {
     pub sums: Vec<f64>,
     /// Σ_k p_ik² per point (exact).
     pub sq_sums: Vec<f64>,
-    /// Row panels of [`MR`] points, [k/4][MR][4] bytes each (empty without VNNI).
+    /// Row panels of [`MR`] points, `[k/4][MR][4]` bytes each (empty without VNNI).
     packed_rows: Vec<u8>,
-    /// Column panels of [`NR`] points, [k/4][NR][4] bytes of p − 128 (empty without VNNI).
+    /// Column panels of [`NR`] points, `[k/4][NR][4]` bytes of p − 128 (empty without VNNI).
     packed_cols: Vec<i8>,
 }
 
@@ -70,10 +70,19 @@ impl PixelRows {
 
     /// As [`new`](Self::new), choosing whether to pack (tests compare both paths).
     pub fn with_packing(values: Vec<u8>, n: usize, dim: usize, pack: bool) -> Self {
-        assert_eq!(values.len(), n * dim, "PixelRows: {n}×{dim} needs {} bytes", n * dim);
+        assert_eq!(
+            values.len(),
+            n * dim,
+            "PixelRows: {n}×{dim} needs {} bytes",
+            n * dim
+        );
         let row = |i: usize| &values[i * dim..(i + 1) * dim];
-        let sums = (0..n).map(|i| row(i).iter().map(|&p| p as u64).sum::<u64>() as f64).collect();
-        let sq_sums = (0..n).map(|i| row(i).iter().map(|&p| (p as u64) * (p as u64)).sum::<u64>() as f64).collect();
+        let sums = (0..n)
+            .map(|i| row(i).iter().map(|&p| p as u64).sum::<u64>() as f64)
+            .collect();
+        let sq_sums = (0..n)
+            .map(|i| row(i).iter().map(|&p| (p as u64) * (p as u64)).sum::<u64>() as f64)
+            .collect();
         let (mut packed_rows, mut packed_cols) = (Vec::new(), Vec::new());
         if pack {
             let k4 = dim.div_ceil(4);
@@ -84,11 +93,20 @@ impl PixelRows {
                     let (panel, r) = (i / MR, i % MR);
                     packed_rows[((panel * k4 + k / 4) * MR + r) * 4 + k % 4] = p;
                     let (panel, c) = (i / NR, i % NR);
-                    packed_cols[((panel * k4 + k / 4) * NR + c) * 4 + k % 4] = (p as i16 - 128) as i8;
+                    packed_cols[((panel * k4 + k / 4) * NR + c) * 4 + k % 4] =
+                        (p as i16 - 128) as i8;
                 }
             }
         }
-        Self { n, dim, values, sums, sq_sums, packed_rows, packed_cols }
+        Self {
+            n,
+            dim,
+            values,
+            sums,
+            sq_sums,
+            packed_rows,
+            packed_cols,
+        }
     }
 
     /// Bytes held for `n` points of `dim` coordinates (values plus packed copies), for plans.
@@ -101,12 +119,18 @@ impl PixelRows {
     }
 }
 
-/// Writes the exact Gram block G = A[rows]·B[cols]ᵀ into `out` (`|rows| × |cols|`).
-pub fn gram(a: &PixelRows, rows: Range<usize>, b: &PixelRows, cols: Range<usize>, out: MatMut<'_, f64>) {
+/// Writes the exact Gram block `G = A[rows]·B[cols]ᵀ` into `out` (`|rows| × |cols|`).
+pub fn gram(
+    a: &PixelRows,
+    rows: Range<usize>,
+    b: &PixelRows,
+    cols: Range<usize>,
+    out: MatMut<'_, f64>,
+) {
     assert_eq!(a.dim, b.dim, "gram: dimensions differ");
     assert_eq!((out.nrows(), out.ncols()), (rows.len(), cols.len()));
     #[cfg(target_arch = "x86_64")]
-    if a.packed() && b.packed() && rows.start % MR == 0 && cols.start % NR == 0 {
+    if a.packed() && b.packed() && rows.start.is_multiple_of(MR) && cols.start.is_multiple_of(NR) {
         // SAFETY: packing happened only on a CPU with AVX-512 F/BW/VNNI (see `new`).
         unsafe { vnni::gram(a, rows, b, cols, out) };
         return;
@@ -115,20 +139,57 @@ pub fn gram(a: &PixelRows, rows: Range<usize>, b: &PixelRows, cols: Range<usize>
 }
 
 /// The f32-chunk path (see the module docs).
-fn gram_f32_chunks(a: &PixelRows, rows: Range<usize>, b: &PixelRows, cols: Range<usize>, mut out: MatMut<'_, f64>) {
+fn gram_f32_chunks(
+    a: &PixelRows,
+    rows: Range<usize>,
+    b: &PixelRows,
+    cols: Range<usize>,
+    mut out: MatMut<'_, f64>,
+) {
     let dim = a.dim;
-    let as_f32 = |p: &PixelRows, r: &Range<usize>| -> Vec<f32> { p.values[r.start * dim..r.end * dim].iter().map(|&v| v as f32).collect() };
+    let as_f32 = |p: &PixelRows, r: &Range<usize>| -> Vec<f32> {
+        p.values[r.start * dim..r.end * dim]
+            .iter()
+            .map(|&v| v as f32)
+            .collect()
+    };
     let (x, z) = (as_f32(a, &rows), as_f32(b, &cols));
     let mut part = Mat::<f32>::zeros(rows.len(), cols.len());
     for c0 in (0..dim).step_by(EXACT_CHUNK) {
         let kc = EXACT_CHUNK.min(dim - c0);
-        let lhs = MatRef::from_row_major_slice_with_stride(&x[c0..(rows.len() - 1) * dim + c0 + kc], rows.len(), kc, dim);
-        let rhs = MatRef::from_row_major_slice_with_stride(&z[c0..(cols.len() - 1) * dim + c0 + kc], cols.len(), kc, dim);
-        matmul(part.as_mut(), Accum::Replace, lhs, rhs.transpose(), 1.0f32, Par::Seq);
+        let lhs = MatRef::from_row_major_slice_with_stride(
+            &x[c0..(rows.len() - 1) * dim + c0 + kc],
+            rows.len(),
+            kc,
+            dim,
+        );
+        let rhs = MatRef::from_row_major_slice_with_stride(
+            &z[c0..(cols.len() - 1) * dim + c0 + kc],
+            cols.len(),
+            kc,
+            dim,
+        );
+        matmul(
+            part.as_mut(),
+            Accum::Replace,
+            lhs,
+            rhs.transpose(),
+            1.0f32,
+            Par::Seq,
+        );
         clear_upper_vector_state();
         for j in 0..cols.len() {
-            let src = part.col(j).try_as_col_major().expect("contiguous column").as_slice();
-            let dst = out.rb_mut().col_mut(j).try_as_col_major_mut().expect("contiguous column").as_slice_mut();
+            let src = part
+                .col(j)
+                .try_as_col_major()
+                .expect("contiguous column")
+                .as_slice();
+            let dst = out
+                .rb_mut()
+                .col_mut(j)
+                .try_as_col_major_mut()
+                .expect("contiguous column")
+                .as_slice_mut();
             if c0 == 0 {
                 dst.iter_mut().zip(src).for_each(|(d, &s)| *d = s as f64);
             } else {
@@ -167,7 +228,9 @@ mod vnni {
             };
             for j in 0..NR {
                 // SAFETY: as above; the four bytes of column j at group k.
-                let bj = _mm512_set1_epi32(unsafe { (b.add((k * NR + j) * 4) as *const i32).read_unaligned() });
+                let bj = _mm512_set1_epi32(unsafe {
+                    (b.add((k * NR + j) * 4) as *const i32).read_unaligned()
+                });
                 lo[j] = _mm512_dpbusd_epi32(lo[j], a0, bj);
                 hi[j] = _mm512_dpbusd_epi32(hi[j], a1, bj);
             }
@@ -185,7 +248,13 @@ mod vnni {
     ///
     /// SAFETY: the caller guarantees AVX-512 F/BW/VNNI and packed operands.
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    pub(super) unsafe fn gram(a: &PixelRows, rows: Range<usize>, b: &PixelRows, cols: Range<usize>, mut out: MatMut<'_, f64>) {
+    pub(super) unsafe fn gram(
+        a: &PixelRows,
+        rows: Range<usize>,
+        b: &PixelRows,
+        cols: Range<usize>,
+        mut out: MatMut<'_, f64>,
+    ) {
         let k4 = a.dim.div_ceil(4);
         let mut acc = [0i32; MR * NR];
         for c0 in (cols.start..cols.end).step_by(NR) {
@@ -197,7 +266,11 @@ mod vnni {
                 unsafe { tile(k4, ap.as_ptr(), bp.as_ptr(), &mut acc) };
                 let nr = MR.min(rows.end - r0);
                 for c in 0..nc {
-                    let col = out.rb_mut().col_mut(c0 - cols.start + c).try_as_col_major_mut().expect("contiguous column");
+                    let col = out
+                        .rb_mut()
+                        .col_mut(c0 - cols.start + c)
+                        .try_as_col_major_mut()
+                        .expect("contiguous column");
                     let dst = &mut col.as_slice_mut()[r0 - rows.start..r0 - rows.start + nr];
                     let sums = &a.sums[r0..r0 + nr];
                     for ((d, &s), &v) in dst.iter_mut().zip(sums).zip(&acc[c * MR..c * MR + nr]) {
@@ -219,7 +292,9 @@ mod tests {
     /// `n` rows of `dim` random bytes, row 0 all 255 (the largest sums).
     fn bytes(n: usize, dim: usize, seed: u64) -> Vec<u8> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        (0..n * dim).map(|i| if i < dim { 255 } else { rng.random::<u8>() }).collect()
+        (0..n * dim)
+            .map(|i| if i < dim { 255 } else { rng.random::<u8>() })
+            .collect()
     }
 
     #[test]
@@ -239,7 +314,9 @@ mod tests {
                     gram(&a, rows.clone(), &b, cols.clone(), g.as_mut());
                     for (gi, i) in rows.clone().enumerate() {
                         for (gj, j) in cols.clone().enumerate() {
-                            let want: u64 = (0..dim).map(|k| va[i * dim + k] as u64 * vb[j * dim + k] as u64).sum();
+                            let want: u64 = (0..dim)
+                                .map(|k| va[i * dim + k] as u64 * vb[j * dim + k] as u64)
+                                .sum();
                             assert_eq!(g[(gi, gj)], want as f64, "dim {dim} pack {pack} ({i},{j})");
                         }
                     }
@@ -251,6 +328,9 @@ mod tests {
     #[test]
     fn sums_are_exact() {
         let p = PixelRows::with_packing(vec![255, 1, 2, 3], 2, 2, false);
-        assert_eq!((p.sums.clone(), p.sq_sums.clone()), (vec![256.0, 5.0], vec![65026.0, 13.0]));
+        assert_eq!(
+            (p.sums.clone(), p.sq_sums.clone()),
+            (vec![256.0, 5.0], vec![65026.0, 13.0])
+        );
     }
 }

@@ -16,13 +16,13 @@
 //! block by block and never store it: they give the exact f64 residual of iterative
 //! refinement, the matrix-vector product of conjugate gradient, and the test predictions.
 
+use super::exp::exp_map;
+use super::gram::{PixelRows, gram};
 use faer::linalg::matmul::matmul;
 use faer::prelude::{Reborrow, ReborrowMut};
 use faer::{Accum, Mat, MatMut, MatRef, Par};
 use rayon::prelude::*;
 use serde::Serialize;
-use super::exp::exp_map;
-use super::gram::{PixelRows, gram};
 use std::ops::Range;
 use std::sync::Mutex;
 
@@ -104,19 +104,41 @@ impl Features {
     ///
     /// Panics if `data.len() != n * dim` (a programming error, not bad input).
     pub fn new(data: Vec<f64>, n: usize, dim: usize) -> Self {
-        assert_eq!(data.len(), n * dim, "Features::new: {n}×{dim} needs {} values", n * dim);
-        let sq_norms = (0..n).map(|i| data[i * dim..(i + 1) * dim].iter().map(|v| v * v).sum()).collect();
-        Self { n, dim, coords: Coords::Real(data), sq_norms }
+        assert_eq!(
+            data.len(),
+            n * dim,
+            "Features::new: {n}×{dim} needs {} values",
+            n * dim
+        );
+        let sq_norms = (0..n)
+            .map(|i| data[i * dim..(i + 1) * dim].iter().map(|v| v * v).sum())
+            .collect();
+        Self {
+            n,
+            dim,
+            coords: Coords::Real(data),
+            sq_norms,
+        }
     }
 
     /// Points p·`scale` from `n` rows of `dim` 8-bit values (pixels / 255 with `scale` = 1/255).
     ///
     /// Panics if `pixels.len() != n * dim`.
     pub fn from_pixels(pixels: &[u8], n: usize, dim: usize, scale: f64) -> Self {
-        assert_eq!(pixels.len(), n * dim, "Features::from_pixels: {n}×{dim} needs {} values", n * dim);
+        assert_eq!(
+            pixels.len(),
+            n * dim,
+            "Features::from_pixels: {n}×{dim} needs {} values",
+            n * dim
+        );
         let rows = PixelRows::new(pixels.to_vec(), n, dim);
         let sq_norms = rows.sq_sums.iter().map(|&s| s * scale * scale).collect();
-        Self { n, dim, coords: Coords::Pixels { rows, scale }, sq_norms }
+        Self {
+            n,
+            dim,
+            coords: Coords::Pixels { rows, scale },
+            sq_norms,
+        }
     }
 
     /// Coordinate `k` of point `i`.
@@ -131,8 +153,14 @@ impl Features {
     fn rows_f64(&self, rows: Range<usize>) -> RowsF64<'_> {
         let len = rows.len();
         match &self.coords {
-            Coords::Real(data) => RowsF64::View(MatRef::from_row_major_slice(&data[rows.start * self.dim..rows.end * self.dim], len, self.dim)),
-            Coords::Pixels { .. } => RowsF64::Owned(Mat::from_fn(len, self.dim, |i, k| self.value(rows.start + i, k))),
+            Coords::Real(data) => RowsF64::View(MatRef::from_row_major_slice(
+                &data[rows.start * self.dim..rows.end * self.dim],
+                len,
+                self.dim,
+            )),
+            Coords::Pixels { .. } => RowsF64::Owned(Mat::from_fn(len, self.dim, |i, k| {
+                self.value(rows.start + i, k)
+            })),
         }
     }
 
@@ -157,7 +185,7 @@ impl RowsF64<'_> {
     }
 }
 
-/// Writes K(x[rows], z[cols]) into `out` (`|rows| × |cols|`), using `out` as GEMM destination.
+/// Writes `K(x[rows], z[cols])` into `out` (`|rows| × |cols|`), using `out` as GEMM destination.
 ///
 /// For pixel features on both sides the squared distances are exact before the final scaling
 /// (integer Gram by [`super::gram::gram`], then scale²·(P_i + Q_j − 2G_ij)). Otherwise one f64
@@ -175,22 +203,41 @@ pub fn kernel_block(
     debug_assert_eq!((out.nrows(), out.ncols()), (rows.len(), cols.len()));
     debug_assert_eq!(x.dim, z.dim);
     match (&x.coords, &z.coords) {
-        (Coords::Pixels { rows: a, scale: sa }, Coords::Pixels { rows: b, scale: sb }) if sa == sb => {
+        (Coords::Pixels { rows: a, scale: sa }, Coords::Pixels { rows: b, scale: sb })
+            if sa == sb =>
+        {
             gram(a, rows.clone(), b, cols.clone(), out.rb_mut());
             let s2 = sa * sa;
             let (na, nb) = (&a.sq_sums[rows], &b.sq_sums[cols]);
             for (j, &nbj) in nb.iter().enumerate() {
-                let col = out.rb_mut().col_mut(j).try_as_col_major_mut().expect("contiguous column");
-                kernel.map_sq_dists(col.as_slice_mut(), na, |a, v| s2 * (a + nbj - 2.0 * v).max(0.0));
+                let col = out
+                    .rb_mut()
+                    .col_mut(j)
+                    .try_as_col_major_mut()
+                    .expect("contiguous column");
+                kernel.map_sq_dists(col.as_slice_mut(), na, |a, v| {
+                    s2 * (a + nbj - 2.0 * v).max(0.0)
+                });
             }
         }
         _ => {
             let (xr, zr) = (x.rows_f64(rows.clone()), z.rows_f64(cols.clone()));
-            matmul(out.rb_mut(), Accum::Replace, xr.get(), zr.get().transpose(), -2.0, Par::Seq);
+            matmul(
+                out.rb_mut(),
+                Accum::Replace,
+                xr.get(),
+                zr.get().transpose(),
+                -2.0,
+                Par::Seq,
+            );
             clear_upper_vector_state();
             let (xn, zn) = (&x.sq_norms[rows], &z.sq_norms[cols]);
             for (j, &znj) in zn.iter().enumerate() {
-                let col = out.rb_mut().col_mut(j).try_as_col_major_mut().expect("contiguous column");
+                let col = out
+                    .rb_mut()
+                    .col_mut(j)
+                    .try_as_col_major_mut()
+                    .expect("contiguous column");
                 kernel.map_sq_dists(col.as_slice_mut(), xn, |a, v| (v + a + znj).max(0.0));
             }
         }
@@ -226,19 +273,36 @@ fn zeroupper() {
 
 /// Start offsets of blocks of `block` rows covering `0..n` (the last may be shorter).
 pub fn block_ranges(n: usize, block: usize) -> Vec<Range<usize>> {
-    (0..n.div_ceil(block)).map(|b| b * block..((b + 1) * block).min(n)).collect()
+    (0..n.div_ceil(block))
+        .map(|b| b * block..((b + 1) * block).min(n))
+        .collect()
 }
 
 /// K(X, X)·c in f64 without storing K: lower-triangle blocks are computed once and used for
 /// both K_IJ·c_J and K_IJᵀ·c_I. `c` is `n × m`; blocks of `block` rows; parallel over blocks,
 /// each worker thread adding into its own `n × m` accumulator (so the extra memory is
 /// threads·n·m, whatever rayon's splitting), summed at the end.
-pub fn symmetric_product(kernel: KernelFn, x: &Features, c: MatRef<'_, f64>, block: usize) -> Mat<f64> {
-    assert_eq!(c.nrows(), x.n, "symmetric_product: c has {} rows for {} points", c.nrows(), x.n);
+pub fn symmetric_product(
+    kernel: KernelFn,
+    x: &Features,
+    c: MatRef<'_, f64>,
+    block: usize,
+) -> Mat<f64> {
+    assert_eq!(
+        c.nrows(),
+        x.n,
+        "symmetric_product: c has {} rows for {} points",
+        c.nrows(),
+        x.n
+    );
     let ranges = block_ranges(x.n, block);
-    let pairs: Vec<(usize, usize)> = (0..ranges.len()).flat_map(|i| (0..=i).map(move |j| (i, j))).collect();
+    let pairs: Vec<(usize, usize)> = (0..ranges.len())
+        .flat_map(|i| (0..=i).map(move |j| (i, j)))
+        .collect();
     let m = c.ncols();
-    let accumulators: Vec<Mutex<Option<Mat<f64>>>> = (0..rayon::current_num_threads()).map(|_| Mutex::new(None)).collect();
+    let accumulators: Vec<Mutex<Option<Mat<f64>>>> = (0..rayon::current_num_threads())
+        .map(|_| Mutex::new(None))
+        .collect();
     pairs.par_iter().for_each_init(
         || Mat::<f64>::zeros(block, block),
         |tile, &(i, j)| {
@@ -247,18 +311,37 @@ pub fn symmetric_product(kernel: KernelFn, x: &Features, c: MatRef<'_, f64>, blo
             kernel_block(kernel, x, ri.clone(), x, rj.clone(), i == j, k.rb_mut());
             let k = k.rb();
             let slot = rayon::current_thread_index().unwrap_or(0) % accumulators.len();
-            let mut guard = accumulators[slot].lock().expect("accumulator lock poisoned");
+            let mut guard = accumulators[slot]
+                .lock()
+                .expect("accumulator lock poisoned");
             let acc = guard.get_or_insert_with(|| Mat::zeros(x.n, m));
-            matmul(acc.as_mut().subrows_mut(ri.start, ri.len()), Accum::Add, k, c.subrows(rj.start, rj.len()), 1.0, Par::Seq);
+            matmul(
+                acc.as_mut().subrows_mut(ri.start, ri.len()),
+                Accum::Add,
+                k,
+                c.subrows(rj.start, rj.len()),
+                1.0,
+                Par::Seq,
+            );
             if i != j {
                 let ci = c.subrows(ri.start, ri.len());
-                matmul(acc.as_mut().subrows_mut(rj.start, rj.len()), Accum::Add, k.transpose(), ci, 1.0, Par::Seq);
+                matmul(
+                    acc.as_mut().subrows_mut(rj.start, rj.len()),
+                    Accum::Add,
+                    k.transpose(),
+                    ci,
+                    1.0,
+                    Par::Seq,
+                );
             }
         },
     );
     let mut total = Mat::<f64>::zeros(x.n, m);
     clear_upper_vector_state();
-    for acc in accumulators.into_iter().filter_map(|a| a.into_inner().expect("accumulator lock poisoned")) {
+    for acc in accumulators
+        .into_iter()
+        .filter_map(|a| a.into_inner().expect("accumulator lock poisoned"))
+    {
         total += acc;
     }
     total
@@ -266,8 +349,20 @@ pub fn symmetric_product(kernel: KernelFn, x: &Features, c: MatRef<'_, f64>, blo
 
 /// K(Z, X)·c in f64 without storing K(Z, X): predictions at the points `z` of the kernel
 /// expansion with coefficients `c` (`x.n × m`) on the points `x`. Parallel over blocks of z.
-pub fn cross_product(kernel: KernelFn, z: &Features, x: &Features, c: MatRef<'_, f64>, block: usize) -> Mat<f64> {
-    assert_eq!(c.nrows(), x.n, "cross_product: c has {} rows for {} points", c.nrows(), x.n);
+pub fn cross_product(
+    kernel: KernelFn,
+    z: &Features,
+    x: &Features,
+    c: MatRef<'_, f64>,
+    block: usize,
+) -> Mat<f64> {
+    assert_eq!(
+        c.nrows(),
+        x.n,
+        "cross_product: c has {} rows for {} points",
+        c.nrows(),
+        x.n
+    );
     let mut out = Mat::<f64>::zeros(z.n, c.ncols());
     let x_ranges = block_ranges(x.n, block);
     out.as_mut()
@@ -280,7 +375,14 @@ pub fn cross_product(kernel: KernelFn, z: &Features, x: &Features, c: MatRef<'_,
                 for rx in &x_ranges {
                     let mut k = tile.as_mut().submatrix_mut(0, 0, rz.len(), rx.len());
                     kernel_block(kernel, z, rz.clone(), x, rx.clone(), false, k.rb_mut());
-                    matmul(out_rows.rb_mut(), Accum::Add, k.rb(), c.subrows(rx.start, rx.len()), 1.0, Par::Seq);
+                    matmul(
+                        out_rows.rb_mut(),
+                        Accum::Add,
+                        k.rb(),
+                        c.subrows(rx.start, rx.len()),
+                        1.0,
+                        Par::Seq,
+                    );
                 }
             },
         );
@@ -305,7 +407,9 @@ pub fn argmax_rows(scores: MatRef<'_, f64>) -> Vec<u8> {
 
 /// One-hot targets: row i has a 1 in column `labels[i]`.
 pub fn one_hot(labels: &[u8], classes: usize) -> Mat<f64> {
-    Mat::from_fn(labels.len(), classes, |i, j| if labels[i] as usize == j { 1.0 } else { 0.0 })
+    Mat::from_fn(labels.len(), classes, |i, j| {
+        if labels[i] as usize == j { 1.0 } else { 0.0 }
+    })
 }
 
 /// Fraction of `predicted` that differ from `truth`.
@@ -333,7 +437,9 @@ pub(crate) mod tests {
     /// K by exact pairwise differences, as scipy's pdist.
     pub(crate) fn dense_kernel(kernel: KernelFn, x: &Features, z: &Features) -> Mat<f64> {
         Mat::from_fn(x.n, z.n, |i, j| {
-            let d2: f64 = (0..x.dim).map(|k| (x.value(i, k) - z.value(j, k)).powi(2)).sum();
+            let d2: f64 = (0..x.dim)
+                .map(|k| (x.value(i, k) - z.value(j, k)).powi(2))
+                .sum();
             kernel.of_sq_dist(d2)
         })
     }
@@ -342,7 +448,10 @@ pub(crate) mod tests {
     fn blocks_match_pairwise_differences() {
         let x = random_points(37, 11, 1);
         let z = random_points(23, 11, 2);
-        for kernel in [KernelFn::Gaussian { bandwidth: 0.3 }, KernelFn::Laplacian { sigma: 1.5 }] {
+        for kernel in [
+            KernelFn::Gaussian { bandwidth: 0.3 },
+            KernelFn::Laplacian { sigma: 1.5 },
+        ] {
             let mut out = Mat::<f64>::zeros(23, 37);
             kernel_block(kernel, &z, 0..23, &x, 0..37, false, out.as_mut());
             let want = dense_kernel(kernel, &z, &x);
@@ -350,7 +459,10 @@ pub(crate) mod tests {
             let mut diag = Mat::<f64>::zeros(37, 37);
             kernel_block(kernel, &x, 0..37, &x, 0..37, true, diag.as_mut());
             let want = dense_kernel(kernel, &x, &x);
-            assert!((&diag - &want).norm_max() < 1e-7, "laplacian near 0 is sensitive, but the diagonal is exact");
+            assert!(
+                (&diag - &want).norm_max() < 1e-7,
+                "laplacian near 0 is sensitive, but the diagonal is exact"
+            );
             assert!((0..37).all(|i| diag[(i, i)] == 1.0));
         }
     }
@@ -358,7 +470,9 @@ pub(crate) mod tests {
     /// `n` rows of `dim` pseudo-random bytes, with every value 255 in row 0 (the worst case).
     fn pixels(n: usize, dim: usize, seed: u64) -> Vec<u8> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        (0..n * dim).map(|i| if i < dim { 255 } else { rng.random::<u8>() }).collect()
+        (0..n * dim)
+            .map(|i| if i < dim { 255 } else { rng.random::<u8>() })
+            .collect()
     }
 
     #[test]
@@ -366,20 +480,48 @@ pub(crate) mod tests {
         let dim = 784;
         let (a, b) = (pixels(20, dim, 3), pixels(11, dim, 4));
         let scale = 1.0 / 255.0;
-        let (x, z) = (Features::from_pixels(&a, 20, dim, scale), Features::from_pixels(&b, 11, dim, scale));
+        let (x, z) = (
+            Features::from_pixels(&a, 20, dim, scale),
+            Features::from_pixels(&b, 11, dim, scale),
+        );
         let mut out = Mat::<f64>::zeros(20, 11);
-        kernel_block(KernelFn::Gaussian { bandwidth: 0.02 }, &x, 0..20, &z, 0..11, false, out.as_mut());
+        kernel_block(
+            KernelFn::Gaussian { bandwidth: 0.02 },
+            &x,
+            0..20,
+            &z,
+            0..11,
+            false,
+            out.as_mut(),
+        );
         for i in 0..20 {
             for j in 0..11 {
-                let d2: u64 = (0..dim).map(|k| (a[i * dim + k] as i64 - b[j * dim + k] as i64).pow(2) as u64).sum();
+                let d2: u64 = (0..dim)
+                    .map(|k| (a[i * dim + k] as i64 - b[j * dim + k] as i64).pow(2) as u64)
+                    .sum();
                 let want = (-0.02 * (scale * scale * d2 as f64)).exp();
-                assert!(out[(i, j)].to_bits().abs_diff(want.to_bits()) <= 2, "({i},{j})");
+                assert!(
+                    out[(i, j)].to_bits().abs_diff(want.to_bits()) <= 2,
+                    "({i},{j})"
+                );
             }
         }
         // Real-valued copies of the same points agree to rounding.
-        let xr = Features::new((0..20 * dim).map(|t| x.value(t / dim, t % dim)).collect(), 20, dim);
+        let xr = Features::new(
+            (0..20 * dim).map(|t| x.value(t / dim, t % dim)).collect(),
+            20,
+            dim,
+        );
         let mut mixed = Mat::<f64>::zeros(20, 11);
-        kernel_block(KernelFn::Gaussian { bandwidth: 0.02 }, &xr, 0..20, &z, 0..11, false, mixed.as_mut());
+        kernel_block(
+            KernelFn::Gaussian { bandwidth: 0.02 },
+            &xr,
+            0..20,
+            &z,
+            0..11,
+            false,
+            mixed.as_mut(),
+        );
         assert!((&mixed - &out).norm_max() < 1e-12);
     }
 

@@ -60,13 +60,30 @@ enum Solver {
 
 /// Memory of the exact solver: the tiles in the factor's precision, the features, and the
 /// n×classes vectors (with one accumulator per thread in the matrix-free products).
-pub fn cholesky_plan(precision: Precision, n: usize, n_test: usize, dim: usize, classes: usize, tile: usize, threads: usize) -> MemoryPlan {
+pub fn cholesky_plan(
+    precision: Precision,
+    n: usize,
+    n_test: usize,
+    dim: usize,
+    classes: usize,
+    tile: usize,
+    threads: usize,
+) -> MemoryPlan {
     let mut plan = MemoryPlan::default();
     match precision {
-        Precision::F32Refined => plan.add("f32 kernel tiles (lower triangle)", exact::tile_bytes::<f32>(n, tile)),
-        Precision::F64 => plan.add("f64 kernel tiles (lower triangle)", exact::tile_bytes::<f64>(n, tile)),
+        Precision::F32Refined => plan.add(
+            "f32 kernel tiles (lower triangle)",
+            exact::tile_bytes::<f32>(n, tile),
+        ),
+        Precision::F64 => plan.add(
+            "f64 kernel tiles (lower triangle)",
+            exact::tile_bytes::<f64>(n, tile),
+        ),
     };
-    plan.add("features", Features::pixel_bytes(n, dim) + Features::pixel_bytes(n_test, dim));
+    plan.add(
+        "features",
+        Features::pixel_bytes(n, dim) + Features::pixel_bytes(n_test, dim),
+    );
     let vectors = (threads as u64 + 10) * (n as u64) * (classes as u64) * 8;
     let scratch = (4 * threads as u64 + 16) * ((tile * tile) as u64 * 8 + n as u64 * 8);
     plan.add("vectors and scratch", vectors + scratch);
@@ -75,14 +92,31 @@ pub fn cholesky_plan(precision: Precision, n: usize, n_test: usize, dim: usize, 
 
 /// Memory of conjugate gradient: the features, the Nyström sketch (about five n×rank
 /// matrices plus one accumulator per thread) and the n×classes vectors.
-pub fn cg_plan(n: usize, n_test: usize, dim: usize, classes: usize, rank: usize, block: usize, threads: usize) -> MemoryPlan {
+pub fn cg_plan(
+    n: usize,
+    n_test: usize,
+    dim: usize,
+    classes: usize,
+    rank: usize,
+    block: usize,
+    threads: usize,
+) -> MemoryPlan {
     let mut plan = MemoryPlan::default();
-    plan.add("features", Features::pixel_bytes(n, dim) + Features::pixel_bytes(n_test, dim));
+    plan.add(
+        "features",
+        Features::pixel_bytes(n, dim) + Features::pixel_bytes(n_test, dim),
+    );
     if rank > 0 {
-        plan.add("Nyström sketch", (5 + threads as u64) * (n as u64) * (rank as u64) * 8);
+        plan.add(
+            "Nyström sketch",
+            (5 + threads as u64) * (n as u64) * (rank as u64) * 8,
+        );
     }
     let vectors = (threads as u64 + 10) * (n as u64) * (classes as u64) * 8;
-    plan.add("vectors and scratch", vectors + (4 * threads as u64 + 16) * (block * block) as u64 * 8);
+    plan.add(
+        "vectors and scratch",
+        vectors + (4 * threads as u64 + 16) * (block * block) as u64 * 8,
+    );
     plan
 }
 
@@ -100,14 +134,23 @@ pub fn run(config: &KernelConfig) -> Result<KernelOutcome> {
 }
 
 /// Picks the solver that fits `budget`, or refuses with needed vs available.
-fn choose_solver(config: &KernelConfig, chol: &MemoryPlan, cg: &MemoryPlan, budget: &Budget) -> Result<Solver> {
+fn choose_solver(
+    config: &KernelConfig,
+    chol: &MemoryPlan,
+    cg: &MemoryPlan,
+    budget: &Budget,
+) -> Result<Solver> {
     let chol_hint = match config.precision {
         Precision::F64 => "try --precision f32-refined, --solver cg or a smaller --train-size",
         Precision::F32Refined => "try --solver cg or a smaller --train-size",
     };
     match config.solver {
-        SolverChoice::Cholesky => memory::check(chol, budget, chol_hint).map(|_| Solver::Cholesky(config.precision)),
-        SolverChoice::Cg => memory::check(cg, budget, "try a smaller --cg-rank or --train-size").map(|_| Solver::Cg),
+        SolverChoice::Cholesky => {
+            memory::check(chol, budget, chol_hint).map(|_| Solver::Cholesky(config.precision))
+        }
+        SolverChoice::Cg => {
+            memory::check(cg, budget, "try a smaller --cg-rank or --train-size").map(|_| Solver::Cg)
+        }
         SolverChoice::Auto => {
             if memory::check(chol, budget, "").is_ok() {
                 Ok(Solver::Cholesky(config.precision))
@@ -125,6 +168,134 @@ fn choose_solver(config: &KernelConfig, chol: &MemoryPlan, cg: &MemoryPlan, budg
     }
 }
 
+/// What either solver hands to prediction and reporting.
+struct Solved {
+    c: Mat<f64>,
+    kc: Mat<f64>,
+    solver: SolverReport,
+    refinement: Vec<refine::Step>,
+    cg_iterations: Vec<cg::Iteration>,
+    backward_error: Option<f64>,
+    factor_gflops: Option<f64>,
+}
+
+/// The exact solver ([`exact::solve`]) in the factor's precision, with its times and warnings.
+fn solve_exact(
+    config: &KernelConfig,
+    precision: Precision,
+    inputs: &data::KernelInputs,
+    y: faer::MatRef<'_, f64>,
+    threads: usize,
+    times: &mut Times,
+    log: &mut dyn FnMut(&str),
+) -> Result<Solved> {
+    let settings = exact::ExactSettings {
+        kernel: config.kernel,
+        tile: config.tile,
+        group: config.group,
+        block: config.block,
+        refine: config.refine,
+        progress: config.progress,
+    };
+    let out = match precision {
+        Precision::F32Refined => {
+            exact::solve::<f32>(&inputs.train, y, &inputs.train_labels, &settings, log)?
+        }
+        Precision::F64 => {
+            exact::solve::<f64>(&inputs.train, y, &inputs.train_labels, &settings, log)?
+        }
+    };
+    times.kernel = out.kernel_seconds;
+    times.factor = out.factor_seconds;
+    times.solve = out.solve_seconds;
+    times.refine = out.refine_seconds;
+    if !out.converged {
+        log(&format!(
+            "warning: refinement stopped at backward error {:.2e} > --refine-tol {:.0e} after {} steps",
+            out.steps.last().map_or(f64::NAN, |s| s.backward_error),
+            config.refine.tol,
+            out.steps.len()
+        ));
+    }
+    Ok(Solved {
+        solver: SolverReport {
+            solver: "cholesky".into(),
+            precision: precision.name().into(),
+            tile: Some(config.tile),
+            refine: Some(config.refine_name().into()),
+            tol: config.refine.tol,
+            cg_precond: None,
+            converged: out.converged,
+            threads,
+        },
+        backward_error: out.steps.last().map(|s| s.backward_error),
+        factor_gflops: Some(out.factor_flops as f64 / out.factor_seconds / 1e9),
+        refinement: out.steps,
+        cg_iterations: Vec::new(),
+        c: out.c,
+        kc: out.kc,
+    })
+}
+
+/// Conjugate gradient on the matrix-free kernel ([`cg::solve`]), printing each iteration.
+fn solve_cg(
+    config: &KernelConfig,
+    rank: usize,
+    inputs: &data::KernelInputs,
+    y: faer::MatRef<'_, f64>,
+    threads: usize,
+    times: &mut Times,
+    log: &mut dyn FnMut(&str),
+) -> Result<Solved> {
+    let product = |v: faer::MatRef<'_, f64>| {
+        matrix::symmetric_product(config.kernel, &inputs.train, v, config.block)
+    };
+    let mut on_iter = |it: &cg::Iteration| {
+        log(&format!(
+            "cg {}: relative residual {:.2e}, train error {:.2}%, {:.1}s",
+            it.iter,
+            it.relative_residual,
+            100.0 * it.train_error,
+            it.seconds
+        ))
+    };
+    let options = cg::CgOptions { rank, ..config.cg };
+    let started = Instant::now();
+    let out = cg::solve(&product, y, &inputs.train_labels, options, &mut on_iter)?;
+    times.kernel = out.precond_seconds;
+    times.refine = started.elapsed().as_secs_f64() - out.precond_seconds;
+    if !out.converged {
+        log(&format!(
+            "warning: conjugate gradient stopped after {} iterations above --tol {:.0e}",
+            out.iterations.len(),
+            config.cg.tol
+        ));
+    }
+    Ok(Solved {
+        solver: SolverReport {
+            solver: "cg".into(),
+            precision: "f64".into(),
+            tile: None,
+            refine: None,
+            tol: config.cg.tol,
+            cg_precond: Some(if rank > 0 {
+                format!("nystrom rank {}", out.precond_rank)
+            } else {
+                "none".into()
+            }),
+            converged: out.converged,
+            threads,
+        },
+        backward_error: None,
+        factor_gflops: None,
+        refinement: Vec::new(),
+        cg_iterations: out.iterations,
+        c: out.c,
+        kc: out.kc,
+    })
+}
+
+/// Loads, plans, solves, predicts and reports (inside the worker pool).
 fn run_in_pool(config: &KernelConfig, threads: usize) -> Result<KernelOutcome> {
     let all = Instant::now();
     let mut times = Times::default();
@@ -133,16 +304,37 @@ fn run_in_pool(config: &KernelConfig, threads: usize) -> Result<KernelOutcome> {
     let started = Instant::now();
     let inputs = data::load(config)?;
     times.load = started.elapsed().as_secs_f64();
-    let (n, dim, classes, n_test) = (inputs.train.n, inputs.train.dim, inputs.classes, inputs.test.n);
+    let (n, dim, classes, n_test) = (
+        inputs.train.n,
+        inputs.train.dim,
+        inputs.classes,
+        inputs.test.n,
+    );
 
     let budget = memory::budget(Path::new("/proc/meminfo"), config.max_memory_gib)?;
-    let chol = cholesky_plan(config.precision, n, n_test, dim, classes, config.tile, threads);
-    let rank = if config.cg.precond == cg::CgPrecond::Nystrom { config.cg.rank.min(n) } else { 0 };
+    let chol = cholesky_plan(
+        config.precision,
+        n,
+        n_test,
+        dim,
+        classes,
+        config.tile,
+        threads,
+    );
+    let rank = if config.cg.precond == cg::CgPrecond::Nystrom {
+        config.cg.rank.min(n)
+    } else {
+        0
+    };
     let cgp = cg_plan(n, n_test, dim, classes, rank, config.block, threads);
     let solver = choose_solver(config, &chol, &cgp, &budget)?;
     let plan = if solver == Solver::Cg { &cgp } else { &chol };
 
-    log(&format!("data: {} ({dim} dims), {}", inputs.description, config.kernel.describe()));
+    log(&format!(
+        "data: {} ({dim} dims), {}",
+        inputs.description,
+        config.kernel.describe()
+    ));
     log(&format!(
         "solver: {}; memory {} ({}) of {} available ({}); {threads} threads",
         match solver {
@@ -153,7 +345,10 @@ fn run_in_pool(config: &KernelConfig, threads: usize) -> Result<KernelOutcome> {
                 config.refine_name(),
                 config.refine.tol
             ),
-            Solver::Cg => format!("conjugate gradient, tol {:.0e}, preconditioner rank {rank}", config.cg.tol),
+            Solver::Cg => format!(
+                "conjugate gradient, tol {:.0e}, preconditioner rank {rank}",
+                config.cg.tol
+            ),
         },
         memory::gib(plan.total()),
         plan.breakdown(),
@@ -162,92 +357,57 @@ fn run_in_pool(config: &KernelConfig, threads: usize) -> Result<KernelOutcome> {
     ));
 
     let y = one_hot(&inputs.train_labels, classes);
-    let (c, kc, solver_report, refinement, cg_iterations, backward_error, factor_gflops) = match solver {
-        Solver::Cholesky(precision) => {
-            let settings = exact::ExactSettings {
-                kernel: config.kernel,
-                tile: config.tile,
-                group: config.group,
-                block: config.block,
-                refine: config.refine,
-                progress: config.progress,
-            };
-            let out = match precision {
-                Precision::F32Refined => exact::solve::<f32>(&inputs.train, y.as_ref(), &inputs.train_labels, &settings, &mut log)?,
-                Precision::F64 => exact::solve::<f64>(&inputs.train, y.as_ref(), &inputs.train_labels, &settings, &mut log)?,
-            };
-            times.kernel = out.kernel_seconds;
-            times.factor = out.factor_seconds;
-            times.solve = out.solve_seconds;
-            times.refine = out.refine_seconds;
-            if !out.converged {
-                log(&format!(
-                    "warning: refinement stopped at backward error {:.2e} > --refine-tol {:.0e} after {} steps",
-                    out.steps.last().map_or(f64::NAN, |s| s.backward_error),
-                    config.refine.tol,
-                    out.steps.len()
-                ));
-            }
-            let report = SolverReport {
-                solver: "cholesky".into(),
-                precision: precision.name().into(),
-                tile: Some(config.tile),
-                refine: Some(config.refine_name().into()),
-                tol: config.refine.tol,
-                cg_precond: None,
-                converged: out.converged,
-                threads,
-            };
-            let eta = out.steps.last().map(|s| s.backward_error);
-            let gflops = out.factor_flops as f64 / out.factor_seconds / 1e9;
-            (out.c, out.kc, report, out.steps, Vec::new(), eta, Some(gflops))
-        }
-        Solver::Cg => {
-            let product = |v: faer::MatRef<'_, f64>| matrix::symmetric_product(config.kernel, &inputs.train, v, config.block);
-            let mut on_iter = |it: &cg::Iteration| {
-                log(&format!(
-                    "cg {}: relative residual {:.2e}, train error {:.2}%, {:.1}s",
-                    it.iter,
-                    it.relative_residual,
-                    100.0 * it.train_error,
-                    it.seconds
-                ))
-            };
-            let mut options = config.cg;
-            options.rank = rank;
-            let started = Instant::now();
-            let out = cg::solve(&product, y.as_ref(), &inputs.train_labels, options, &mut on_iter)?;
-            times.kernel = out.precond_seconds;
-            times.refine = started.elapsed().as_secs_f64() - out.precond_seconds;
-            if !out.converged {
-                log(&format!(
-                    "warning: conjugate gradient stopped after {} iterations above --tol {:.0e}",
-                    out.iterations.len(),
-                    config.cg.tol
-                ));
-            }
-            let report = SolverReport {
-                solver: "cg".into(),
-                precision: "f64".into(),
-                tile: None,
-                refine: None,
-                tol: config.cg.tol,
-                cg_precond: Some(if rank > 0 { format!("nystrom rank {}", out.precond_rank) } else { "none".into() }),
-                converged: out.converged,
-                threads,
-            };
-            (out.c, out.kc, report, Vec::new(), out.iterations, None, None)
-        }
+    let solved = match solver {
+        Solver::Cholesky(precision) => solve_exact(
+            config,
+            precision,
+            &inputs,
+            y.as_ref(),
+            threads,
+            &mut times,
+            &mut log,
+        )?,
+        Solver::Cg => solve_cg(
+            config,
+            rank,
+            &inputs,
+            y.as_ref(),
+            threads,
+            &mut times,
+            &mut log,
+        )?,
     };
+    let Solved {
+        c,
+        kc,
+        solver: solver_report,
+        refinement,
+        cg_iterations,
+        backward_error,
+        factor_gflops,
+    } = solved;
 
     let started = Instant::now();
-    let scores = cross_product(config.kernel, &inputs.test, &inputs.train, c.as_ref(), config.block);
+    let scores = cross_product(
+        config.kernel,
+        &inputs.test,
+        &inputs.train,
+        c.as_ref(),
+        config.block,
+    );
     let predictions = argmax_rows(scores.as_ref());
     times.predict = started.elapsed().as_secs_f64();
     let test_error = error_rate(&predictions, &inputs.test_labels);
-    let test_mistakes = predictions.iter().zip(&inputs.test_labels).filter(|(p, t)| p != t).count();
+    let test_mistakes = predictions
+        .iter()
+        .zip(&inputs.test_labels)
+        .filter(|(p, t)| p != t)
+        .count();
     let train_error = error_rate(&argmax_rows(kc.as_ref()), &inputs.train_labels);
-    let norm_ctkc: f64 = (0..n).flat_map(|i| (0..classes).map(move |j| (i, j))).map(|(i, j)| c[(i, j)] * kc[(i, j)]).sum();
+    let norm_ctkc: f64 = (0..n)
+        .flat_map(|i| (0..classes).map(move |j| (i, j)))
+        .map(|(i, j)| c[(i, j)] * kc[(i, j)])
+        .sum();
     let relative_residual = (&y - &kc).norm_l2() / y.norm_l2().max(f64::MIN_POSITIVE);
     times.total = all.elapsed().as_secs_f64();
 
@@ -285,11 +445,22 @@ fn run_in_pool(config: &KernelConfig, threads: usize) -> Result<KernelOutcome> {
         },
     };
     let result_path = report.write_json(&config.out)?;
-    let digits: String = predictions.iter().map(|&p| char::from(b'0' + p.min(9))).collect();
-    crate::atomic::write_atomic(&config.out.join("predictions.txt"), format!("{digits}\n").as_bytes())?;
+    let digits: String = predictions
+        .iter()
+        .map(|&p| char::from(b'0' + p.min(9)))
+        .collect();
+    crate::atomic::write_atomic(
+        &config.out.join("predictions.txt"),
+        format!("{digits}\n").as_bytes(),
+    )?;
     println!("{}", report.summary());
     println!("wrote {}", result_path.display());
-    Ok(KernelOutcome { report, predictions, c, result_path })
+    Ok(KernelOutcome {
+        report,
+        predictions,
+        c,
+        result_path,
+    })
 }
 
 #[cfg(test)]
@@ -300,7 +471,9 @@ mod tests {
 
     fn config(args: &[&str]) -> KernelConfig {
         let argv = ["rethink", "kernel"].iter().chain(args);
-        let Command::Kernel(args) = Cli::parse_from(argv).command else { unreachable!() };
+        let Command::Kernel(args) = Cli::parse_from(argv).command else {
+            unreachable!()
+        };
         args.into_config().unwrap()
     }
 
@@ -312,17 +485,36 @@ mod tests {
 
     #[test]
     fn auto_uses_cholesky_then_cg_then_refuses() {
-        let budget = |gib: u64| Budget { bytes: gib << 30, source: "test".into() };
+        let budget = |gib: u64| Budget {
+            bytes: gib << 30,
+            source: "test".into(),
+        };
         let (chol, cg) = (plan(10), plan(1));
         let auto = config(&[]);
-        assert_eq!(choose_solver(&auto, &chol, &cg, &budget(20)).unwrap(), Solver::Cholesky(Precision::F32Refined));
-        assert_eq!(choose_solver(&auto, &chol, &cg, &budget(4)).unwrap(), Solver::Cg);
-        let msg = choose_solver(&auto, &chol, &cg, &budget(0)).unwrap_err().to_string();
+        assert_eq!(
+            choose_solver(&auto, &chol, &cg, &budget(20)).unwrap(),
+            Solver::Cholesky(Precision::F32Refined)
+        );
+        assert_eq!(
+            choose_solver(&auto, &chol, &cg, &budget(4)).unwrap(),
+            Solver::Cg
+        );
+        let msg = choose_solver(&auto, &chol, &cg, &budget(0))
+            .unwrap_err()
+            .to_string();
         assert!(msg.contains("needs 1.00 GiB"), "{msg}");
         let forced = config(&["--solver", "cholesky", "--precision", "f64"]);
-        let msg = choose_solver(&forced, &chol, &cg, &budget(4)).unwrap_err().to_string();
-        assert!(msg.contains("needs 10.00 GiB") && msg.contains("--precision f32-refined"), "{msg}");
-        assert_eq!(choose_solver(&config(&["--solver", "cg"]), &chol, &cg, &budget(4)).unwrap(), Solver::Cg);
+        let msg = choose_solver(&forced, &chol, &cg, &budget(4))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("needs 10.00 GiB") && msg.contains("--precision f32-refined"),
+            "{msg}"
+        );
+        assert_eq!(
+            choose_solver(&config(&["--solver", "cg"]), &chol, &cg, &budget(4)).unwrap(),
+            Solver::Cg
+        );
     }
 
     #[test]
@@ -330,7 +522,15 @@ mod tests {
         let f32p = cholesky_plan(Precision::F32Refined, 60_000, 2_000, 784, 10, 384, 2);
         let f64p = cholesky_plan(Precision::F64, 60_000, 2_000, 784, 10, 384, 2);
         assert_eq!(f32p.items[0].1 * 2, f64p.items[0].1);
-        assert!((6.7..6.8).contains(&(f32p.items[0].1 as f64 / memory::GIB)), "{}", f32p.breakdown());
-        assert!(f32p.total() < f32p.items[0].1 + (1 << 30), "the rest is small: {}", f32p.breakdown());
+        assert!(
+            (6.7..6.8).contains(&(f32p.items[0].1 as f64 / memory::GIB)),
+            "{}",
+            f32p.breakdown()
+        );
+        assert!(
+            f32p.total() < f32p.items[0].1 + (1 << 30),
+            "the rest is small: {}",
+            f32p.breakdown()
+        );
     }
 }
