@@ -2,6 +2,9 @@
 //! Tiny datasets are built in temporary directories; the real MNIST test set from
 //! `../shared/data/mnist` is loaded as well.
 
+mod common;
+use common::pseudo_random_bytes;
+
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -14,22 +17,10 @@ use rethink::data::image_set::{ImageSet, Splits};
 
 const REC: usize = 3073;
 
-/// Deterministic pseudo-random bytes (xorshift), so tests need no RNG crate.
-fn bytes(n: usize, seed: u64) -> Vec<u8> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 24) as u8
-        })
-        .collect()
-}
 
 fn cifar_set(n: usize, seed: u64) -> ImageSet {
     ImageSet {
-        images: bytes(n * 3072, seed),
+        images: pseudo_random_bytes(n * 3072, seed),
         labels: (0..n).map(|i| ((i as u64 * 7 + seed) % 10) as u8).collect(),
         channels: 3,
         height: 32,
@@ -47,7 +38,7 @@ fn tiny_splits() -> Splits {
 
 /// Raw CIFAR-10 file: `labels.len()` records with the given labels and seeded pixels.
 fn cifar10_file(labels: &[u8], seed: u64) -> Vec<u8> {
-    let px = bytes(labels.len() * 3072, seed);
+    let px = pseudo_random_bytes(labels.len() * 3072, seed);
     let mut out = Vec::new();
     for (i, &l) in labels.iter().enumerate() {
         out.push(l);
@@ -176,8 +167,8 @@ fn cifar10_directory_files_concatenate_in_order() {
     );
     assert_eq!(s.train.images.len(), 15 * 3072);
     // Third training file's first image = second record's pixels of the seed-2 file.
-    assert_eq!(s.train.image(6), &bytes(3 * 3072, 2)[..3072]);
-    assert_eq!(s.test.image(2), &bytes(3 * 3072, 5)[2 * 3072..]);
+    assert_eq!(s.train.image(6), &pseudo_random_bytes(3 * 3072, 2)[..3072]);
+    assert_eq!(s.test.image(2), &pseudo_random_bytes(3 * 3072, 5)[2 * 3072..]);
 }
 
 #[test]
@@ -299,7 +290,7 @@ fn cifar10_archive_errors_name_archive_and_member() {
 // ---------------------------------------------------------------- CIFAR-100
 
 fn cifar100_file(labels: &[(u8, u8)], seed: u64) -> Vec<u8> {
-    let px = bytes(labels.len() * 3072, seed);
+    let px = pseudo_random_bytes(labels.len() * 3072, seed);
     let mut out = Vec::new();
     for (i, &(coarse, fine)) in labels.iter().enumerate() {
         out.extend_from_slice(&[coarse, fine]);
@@ -322,7 +313,7 @@ fn cifar100_uses_fine_labels_in_directory_and_archive_forms() {
     assert_eq!(s.num_classes, 100);
     assert_eq!(s.train.labels, vec![99, 0, 42]);
     assert_eq!(s.test.labels, vec![17]);
-    assert_eq!(s.train.image(1), &bytes(3 * 3072, 1)[3072..6144]);
+    assert_eq!(s.train.image(1), &pseudo_random_bytes(3 * 3072, 1)[3072..6144]);
     assert_splits_eq(&load_cifar100(&dir).unwrap(), &s);
 
     let archive_dir = tempfile::tempdir().unwrap();
@@ -383,7 +374,7 @@ fn put(dir: &Path, name: &str, data: &[u8]) -> PathBuf {
 #[test]
 fn idx_reads_raw_and_gzipped_files_identically() {
     let tmp = tempfile::tempdir().unwrap();
-    let px = bytes(4 * 3 * 5, 7);
+    let px = pseudo_random_bytes(4 * 3 * 5, 7);
     let img = idx_images(4, 3, 5, &px);
     let raw = put(tmp.path(), "a-idx3-ubyte", &img);
     let zipped = put(tmp.path(), "a-idx3-ubyte.gz", &gz(&img));
@@ -401,7 +392,7 @@ fn idx_reads_raw_and_gzipped_files_identically() {
 #[test]
 fn idx_truncated_wrong_magic_and_trailing_data_are_errors() {
     let tmp = tempfile::tempdir().unwrap();
-    let img = idx_images(4, 3, 5, &bytes(60, 1));
+    let img = idx_images(4, 3, 5, &pseudo_random_bytes(60, 1));
     for (name, data) in [
         ("short-raw", img[..img.len() - 1].to_vec()),
         ("short.gz", gz(&img[..img.len() - 7])),
@@ -444,7 +435,7 @@ fn idx_truncated_wrong_magic_and_trailing_data_are_errors() {
 }
 
 fn write_mnist(dir: &Path, n_train: u8, n_test: u8) {
-    let imgs = |n: u8, seed| idx_images(n as u32, 28, 28, &bytes(n as usize * 784, seed));
+    let imgs = |n: u8, seed| idx_images(n as u32, 28, 28, &pseudo_random_bytes(n as usize * 784, seed));
     put(dir, "train-images-idx3-ubyte", &imgs(n_train, 1));
     put(
         dir,
@@ -474,7 +465,7 @@ fn mnist_tiny_set_with_mixed_raw_and_gz_files() {
     );
     assert_eq!(s.train.labels[11], 1);
     assert_eq!(s.test.labels, vec![9, 8, 7]);
-    assert_eq!(s.test.images, bytes(3 * 784, 2));
+    assert_eq!(s.test.images, pseudo_random_bytes(3 * 784, 2));
     assert_eq!(load_mnist_test_only(tmp.path()).unwrap(), s.test);
 }
 

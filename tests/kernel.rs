@@ -1,6 +1,9 @@
 //! `rethink kernel` end to end: the scipy comparison on real MNIST digits (the issue's
 //! must-show), the other inputs and solvers on small data, and the command's one-line errors.
 
+mod common;
+use common::pseudo_random_bytes;
+
 use rethink::cli::{Cli, Command};
 use rethink::data::cifar::write_cifar10_archive;
 use rethink::data::idx::write_mnist;
@@ -51,22 +54,10 @@ fn assert_one_line_error((ok, stderr): (bool, String), parts: &[&str]) {
     }
 }
 
-/// Deterministic pseudo-random pixels (xorshift).
-fn noise(n: usize, seed: u64) -> Vec<u8> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 24) as u8
-        })
-        .collect()
-}
 
 fn image_set(n: usize, channels: usize, side: usize, seed: u64) -> ImageSet {
     ImageSet {
-        images: noise(n * channels * side * side, seed),
+        images: pseudo_random_bytes(n * channels * side * side, seed),
         labels: (0..n).map(|i| ((i as u64 * 7 + seed) % 10) as u8).collect(),
         channels,
         height: side,

@@ -118,3 +118,16 @@ pub fn run_err(args: &[&str]) -> String {
     assert_eq!(lines.len(), 1, "expected a one-line error for {args:?}, got:\n{stderr}");
     lines[0].to_string()
 }
+
+/// Deterministic pseudo-random bytes (xorshift), so tests need no RNG crate.
+pub fn pseudo_random_bytes(n: usize, seed: u64) -> Vec<u8> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 24) as u8
+        })
+        .collect()
+}
