@@ -140,4 +140,6 @@ fn bad_randomization_flags_get_one_line_errors() {
     }
     let line = run_err(&["train", "--data", "mnist", "--data-dir", MNIST, "--split-test-set", "10000", "--epochs", "0"]);
     assert!(line.contains("--split-test-set"), "{line}");
+    let line = run_err(&["train", "--data", "mnist", "--data-dir", MNIST, "--split-test-set", "100", "--train-size", "101", "--epochs", "0"]);
+    assert!(line.contains("--train-size 101 exceeds the 100"), "{line}");
 }

@@ -33,7 +33,7 @@ impl LabelledSplit {
     /// Applies the plan's corruption (if `corrupt`) to the first `size` examples of `set`.
     fn new(set: &ImageSet, size: Option<usize>, plan: &LabelPlan, classes: usize, corrupt: bool) -> Self {
         let images = match size {
-            Some(n) if n < set.len() => set.take(n),
+            Some(n) => set.take(n),
             _ => set.clone(),
         };
         let (labels, corrupted) = if corrupt && plan.corrupt_prob > 0.0 {
@@ -73,6 +73,14 @@ pub fn prepare(splits: &Splits, num_classes: usize, plan: &LabelPlan) -> anyhow:
     for (name, set) in [("train", &splits.train), ("test", &splits.test)] {
         if let Some(&bad) = set.labels.iter().find(|&&l| l as usize >= num_classes) {
             anyhow::bail!("{name} split has label {bad}, but --num-classes is {num_classes}");
+        }
+    }
+    for (flag, size, set) in [
+        ("--train-size", plan.train_size, &splits.train),
+        ("--val-size", plan.val_size, &splits.test),
+    ] {
+        if let Some(n) = size.filter(|&n| n > set.len()) {
+            anyhow::bail!("{flag} {n} exceeds the {} examples of the split", set.len());
         }
     }
     Ok(PreparedData {
