@@ -41,7 +41,7 @@ pub fn generate(spec: SyntheticSpec, seed: u64) -> Splits {
 /// A smooth image: a random GRID×GRID colour grid, bilinearly upsampled to 32×32.
 fn prototype(rng: &mut ChaCha8Rng) -> Vec<f32> {
     let [channels, height, width] = SHAPE;
-    let grid: Vec<f32> = (0..channels * GRID * GRID).map(|_| rng.random_range(96.0..160.0)).collect();
+    let grid: Vec<f32> = (0..channels * GRID * GRID).map(|_| rng.random_range(64.0..192.0)).collect();
     let mut image = Vec::with_capacity(channels * height * width);
     for c in 0..channels {
         for y in 0..height {
