@@ -99,3 +99,41 @@ impl ModuleMapper for Update<'_> {
         Param::from_mapped_value(id, updated, mapper)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::nn::{Linear, LinearConfig};
+    use burn::tensor::Tensor;
+
+    /// torch.optim.SGD(momentum=m, weight_decay=wd, dampening=0) on loss = Σ(x·W), whose
+    /// gradient is the constant x: g_t = x + wd·w_t; v_1 = g_1, v_t = m·v_{t−1} + g_t;
+    /// w_{t+1} = w_t − lr·v_t. Three steps, compared element by element.
+    #[test]
+    fn follows_torch_optim_sgd() {
+        let device = Device::flex().autodiff();
+        let (lr, m, wd) = (0.1, 0.9, 0.01);
+        let mut model: Linear = LinearConfig::new(2, 1).with_bias(false).init(&device);
+        model.weight = Param::from_data(TensorData::new(vec![0.5f32, -1.0], [2, 1]), &device);
+        let x = [3.0f64, -2.0];
+        let mut sgd = Sgd::new(SgdConfig { momentum: m, weight_decay: wd });
+        let (mut w, mut v) = ([0.5f64, -1.0], [0.0f64; 2]);
+        for step in 0..3 {
+            let input = Tensor::<2>::from_data(TensorData::new(vec![3.0f32, -2.0], [1, 2]), &device);
+            let loss = model.forward(input).sum();
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = sgd.step(lr, model, grads);
+            for i in 0..2 {
+                let g = x[i] + wd * w[i];
+                v[i] = if step == 0 { g } else { m * v[i] + g };
+                w[i] -= lr * v[i];
+            }
+            let got = model.weight.val().into_data().iter::<f32>().collect::<Vec<_>>();
+            for i in 0..2 {
+                assert!((got[i] as f64 - w[i]).abs() < 1e-5, "step {step}: {got:?} vs {w:?}");
+            }
+        }
+        let velocity = sgd.state()["weight"].iter::<f32>().collect::<Vec<_>>();
+        assert!((velocity[0] as f64 - v[0]).abs() < 1e-5 && (velocity[1] as f64 - v[1]).abs() < 1e-5);
+    }
+}
