@@ -209,16 +209,7 @@ pub fn kernel_block(
             gram(a, rows.clone(), b, cols.clone(), out.rb_mut());
             let s2 = sa * sa;
             let (na, nb) = (&a.sq_sums[rows], &b.sq_sums[cols]);
-            for (j, &nbj) in nb.iter().enumerate() {
-                let col = out
-                    .rb_mut()
-                    .col_mut(j)
-                    .try_as_col_major_mut()
-                    .expect("contiguous column");
-                kernel.map_sq_dists(col.as_slice_mut(), na, |a, v| {
-                    s2 * (a + nbj - 2.0 * v).max(0.0)
-                });
-            }
+            kernel_columns(kernel, out.rb_mut(), na, nb, |a, b, v| s2 * (a + b - 2.0 * v).max(0.0));
         }
         _ => {
             let (xr, zr) = (x.rows_f64(rows.clone()), z.rows_f64(cols.clone()));
@@ -232,20 +223,28 @@ pub fn kernel_block(
             );
             clear_upper_vector_state();
             let (xn, zn) = (&x.sq_norms[rows], &z.sq_norms[cols]);
-            for (j, &znj) in zn.iter().enumerate() {
-                let col = out
-                    .rb_mut()
-                    .col_mut(j)
-                    .try_as_col_major_mut()
-                    .expect("contiguous column");
-                kernel.map_sq_dists(col.as_slice_mut(), xn, |a, v| (v + a + znj).max(0.0));
-            }
+            kernel_columns(kernel, out.rb_mut(), xn, zn, |a, b, v| (v + a + b).max(0.0));
         }
     }
     if diagonal {
         for i in 0..out.nrows().min(out.ncols()) {
             out[(i, i)] = 1.0;
         }
+    }
+}
+
+/// Turns every column `j` of `out` (inner products) into kernel values in place, where
+/// `sq_dist(row_norm_i, col_norm_j, out_ij)` gives the squared distance of the pair.
+fn kernel_columns(
+    kernel: KernelFn,
+    mut out: MatMut<'_, f64>,
+    row_norms: &[f64],
+    col_norms: &[f64],
+    sq_dist: impl Fn(f64, f64, f64) -> f64,
+) {
+    for (j, &nj) in col_norms.iter().enumerate() {
+        let col = out.rb_mut().col_mut(j).try_as_col_major_mut().expect("contiguous column");
+        kernel.map_sq_dists(col.as_slice_mut(), row_norms, |a, v| sq_dist(a, nj, v));
     }
 }
 
