@@ -4,7 +4,8 @@
 //!
 //! Data flow one way: [`data`] (formats, corruption, batching) → [`model`] (architectures) →
 //! [`train`] (loop, optimizer, metrics, checkpoints). [`kernel`] solves the paper's kernel
-//! interpolation exactly (section 5). [`cli`] maps flags onto typed settings.
+//! interpolation exactly (section 5). [`cli`] maps flags onto typed settings. [`ops`] holds the
+//! fast CPU kernels (convolution, fused batch norm + ReLU) the models call through burn.
 
 pub mod atomic;
 pub mod cli;
@@ -13,5 +14,6 @@ pub mod data;
 pub mod device;
 pub mod kernel;
 pub mod model;
+pub mod ops;
 pub mod rng;
 pub mod train;

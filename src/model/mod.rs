@@ -4,6 +4,7 @@ pub mod alexnet;
 pub mod batch_norm;
 pub mod init;
 pub mod inception;
+pub mod layers;
 pub mod mlp;
 pub mod params;
 #[cfg(test)]

@@ -1,10 +1,10 @@
 //! Wide Residual Network (pre-activation), as in the reference demo's `model_wideresnet.py`.
 
 use super::init::{conv_he_fan_out, linear_glorot};
+use super::layers::{batch_norm_relu, conv2d};
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
 use burn::nn::{BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear};
-use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 use rand_chacha::ChaCha8Rng;
 
@@ -65,13 +65,13 @@ impl BasicBlock {
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let activated = relu(self.bn1.forward(x.clone()));
-        let out = self.conv1.forward(activated.clone());
-        let out = self.dropout.forward(relu(self.bn2.forward(out)));
-        let out = self.conv2.forward(out);
+        let activated = batch_norm_relu(&self.bn1, x.clone());
+        let out = conv2d(&self.conv1, activated.clone());
+        let out = self.dropout.forward(batch_norm_relu(&self.bn2, out));
+        let out = conv2d(&self.conv2, out);
         // As in the demo: the projection sees the activated input, the identity the raw input.
         let residual = match &self.shortcut {
-            Some(projection) => projection.forward(activated),
+            Some(projection) => conv2d(projection, activated),
             None => x,
         };
         residual + out
@@ -126,11 +126,11 @@ impl WideResNet {
 
     /// Logits for a batch of images `[batch, channels, height, width]`.
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
-        let mut x = self.conv1.forward(images);
+        let mut x = conv2d(&self.conv1, images);
         for block in &self.blocks {
             x = block.forward(x);
         }
-        let x = relu(self.bn.forward(x));
+        let x = batch_norm_relu(&self.bn, x);
         // Global average pool: the demo's 8×8 average pool on 32×32 inputs, any size here.
         let [batch, channels, _, _] = x.dims();
         let pooled = x.mean_dim(3).mean_dim(2).reshape([batch, channels]);

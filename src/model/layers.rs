@@ -1,0 +1,84 @@
+//! burn's `Conv2d` and `BatchNorm` layers run through the fused CPU kernels of [`crate::ops`].
+//!
+//! The layers keep burn's parameters, names and initialisation (so checkpoints and parameter
+//! counts do not change); only the computation is swapped. A layer the kernels do not cover
+//! (groups, dilation, asymmetric padding) falls back to burn's own forward.
+
+use crate::ops;
+use burn::nn::conv::Conv2d;
+use burn::nn::{BatchNorm, PaddingConfig2d};
+use burn::tensor::Tensor;
+
+/// `conv.forward(x)`, computed by [`ops::conv2d`] when the layer's shape allows.
+pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    let [kh, kw] = conv.kernel_size;
+    let [sh, sw] = conv.stride;
+    let pad = match conv.padding {
+        PaddingConfig2d::Explicit(top, left, bottom, right) if top == left && top == bottom && top == right => Some(top),
+        PaddingConfig2d::Valid => Some(0),
+        _ => None,
+    };
+    let fits = conv.groups == 1 && conv.dilation == [1, 1] && kh == kw && sh == sw;
+    let Some(pad) = pad.filter(|_| fits) else {
+        return conv.forward(x);
+    };
+    let out = ops::conv2d(x, conv.weight.val(), sh, pad);
+    match &conv.bias {
+        Some(bias) => {
+            let [channels] = bias.shape().dims();
+            out + bias.val().reshape([1, channels, 1, 1])
+        }
+        None => out,
+    }
+}
+
+/// `relu(bn.forward(x))` in one fused kernel, with burn's rules: batch statistics (and an update
+/// of the running averages) on an autodiff device with training enabled, running statistics
+/// otherwise.
+pub fn batch_norm_relu(bn: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
+    let device = x.device();
+    if !(device.is_autodiff() && bn.training.is_enabled()) {
+        let mean = bn.running_mean.value().to_device(&device);
+        let var = bn.running_var.value().to_device(&device);
+        return ops::batch_norm_eval(x, bn.gamma.val(), bn.beta.val(), mean, var, bn.epsilon, true);
+    }
+    let (output, mean, var) = ops::batch_norm_train(x, bn.gamma.val(), bn.beta.val(), bn.epsilon, true);
+    let m = bn.momentum;
+    let running_mean = bn.running_mean.value_sync().to_device(&device);
+    let running_var = bn.running_var.value_sync().to_device(&device);
+    bn.running_mean.update(running_mean.mul_scalar(1.0 - m).add(mean.detach().mul_scalar(m)).detach());
+    bn.running_var.update(running_var.mul_scalar(1.0 - m).add(var.detach().mul_scalar(m)).detach());
+    output
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::module::Module;
+    use burn::nn::conv::Conv2dConfig;
+    use burn::nn::BatchNormConfig;
+    use burn::tensor::activation::relu;
+    use burn::tensor::{Device, Distribution, Tolerance};
+
+    #[test]
+    fn layers_match_burn_forward_in_training_and_eval() {
+        let device = Device::flex().autodiff();
+        let x = Tensor::<4>::random([3, 4, 6, 6], Distribution::Normal(1.0, 2.0), &device);
+        for (padding, bias, stride) in
+            [(PaddingConfig2d::Explicit(1, 1, 1, 1), false, 1), (PaddingConfig2d::Valid, true, 2), (PaddingConfig2d::Same, true, 1)]
+        {
+            let conv = Conv2dConfig::new([4, 5], [3, 3]).with_padding(padding).with_bias(bias).with_stride([stride, stride]).init(&device);
+            conv2d(&conv, x.clone()).into_data().assert_approx_eq::<f32>(&conv.forward(x.clone()).into_data(), Tolerance::absolute(1e-4));
+        }
+        let (ours, theirs) = (BatchNormConfig::new(4).init(&device), BatchNormConfig::new(4).init(&device));
+        let y = batch_norm_relu(&ours, x.clone());
+        y.into_data().assert_approx_eq::<f32>(&relu(theirs.forward(x.clone())).into_data(), Tolerance::absolute(1e-4));
+        // The running statistics moved the same way; eval mode then agrees too.
+        let (ours, theirs) = (ours.valid(), theirs.valid());
+        ours.running_var.value().into_data().assert_approx_eq::<f32>(&theirs.running_var.value().into_data(), Tolerance::absolute(1e-5));
+        let x = x.inner();
+        batch_norm_relu(&ours, x.clone())
+            .into_data()
+            .assert_approx_eq::<f32>(&relu(theirs.forward(x)).into_data(), Tolerance::absolute(1e-4));
+    }
+}

@@ -1,0 +1,483 @@
+//! 2-D convolution on contiguous NCHW `f32` slices: forward, input gradient and weight gradient.
+//!
+//! Each image is one task (rayon over the batch, one single-threaded GEMM per image), so the
+//! im2col buffer of an image (at most `C·kh·kw × Ho·Wo` floats, ≈ 0.6 MB for WRN-28-1) stays in
+//! the core's L2 cache between being written and being multiplied. burn-flex instead builds the
+//! columns of the whole batch and runs one large GEMM, which streams them through memory.
+//!
+//! Shapes follow PyTorch: input `[N, C, H, W]`, weight `[O, C, kh, kw]`, output `[N, O, Ho, Wo]`
+//! with `Ho = (H + 2·pad − kh) / stride + 1`. A weight is read as the `[O, K]` matrix
+//! (`K = C·kh·kw`) whose column index matches the row index of the im2col matrix.
+
+use rayon::prelude::*;
+
+/// The geometry of one convolution (square kernel, same stride and padding on both axes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvGeometry {
+    /// Batch size N.
+    pub batch: usize,
+    /// Input channels C.
+    pub in_channels: usize,
+    /// Input height H.
+    pub height: usize,
+    /// Input width W.
+    pub width: usize,
+    /// Output channels O.
+    pub out_channels: usize,
+    /// Kernel height.
+    pub kernel_h: usize,
+    /// Kernel width.
+    pub kernel_w: usize,
+    /// Stride on both axes.
+    pub stride: usize,
+    /// Zero padding on all four sides.
+    pub pad: usize,
+}
+
+impl ConvGeometry {
+    /// Output height Ho.
+    pub fn out_h(&self) -> usize {
+        (self.height + 2 * self.pad - self.kernel_h) / self.stride + 1
+    }
+
+    /// Output width Wo.
+    pub fn out_w(&self) -> usize {
+        (self.width + 2 * self.pad - self.kernel_w) / self.stride + 1
+    }
+
+    /// Output pixels per image, Ho·Wo (the GEMM's long side).
+    fn pixels(&self) -> usize {
+        self.out_h() * self.out_w()
+    }
+
+    /// Inner dimension K = C·kh·kw.
+    fn depth(&self) -> usize {
+        self.in_channels * self.kernel_h * self.kernel_w
+    }
+
+    /// Floats of one input image.
+    fn image_len(&self) -> usize {
+        self.in_channels * self.height * self.width
+    }
+
+    /// Floats of one output image.
+    fn out_image_len(&self) -> usize {
+        self.out_channels * self.pixels()
+    }
+
+    /// Whether the columns are the image itself (1×1, stride 1, no padding): no im2col.
+    fn is_pointwise(&self) -> bool {
+        self.kernel_h == 1 && self.kernel_w == 1 && self.stride == 1 && self.pad == 0
+    }
+}
+
+/// Column-major view of a matrix for [`matmul`]: element (i, j) sits at `ptr[i·rs + j·cs]`.
+#[derive(Clone, Copy)]
+struct View {
+    ptr: *const f32,
+    rs: isize,
+    cs: isize,
+}
+
+/// `dst (m×n) = [dst +] lhs (m×k) · rhs (k×n)` on one thread, with arbitrary strides.
+///
+/// # Safety
+/// Every pointer must address its whole matrix under the given strides, and `dst` must not
+/// alias `lhs` or `rhs`.
+unsafe fn matmul(m: usize, n: usize, k: usize, dst: *mut f32, dst_rs: isize, dst_cs: isize, accumulate: bool, lhs: View, rhs: View) {
+    // SAFETY: forwarded from the caller; `gemm` computes dst = alpha·dst + beta·lhs·rhs.
+    unsafe {
+        gemm::gemm(
+            m, n, k, dst, dst_cs, dst_rs, accumulate, lhs.ptr, lhs.cs, lhs.rs, rhs.ptr, rhs.cs, rhs.rs, 1.0, 1.0, false,
+            false, false, gemm::Parallelism::None,
+        );
+    }
+}
+
+/// Row stride of the column matrices: a power-of-two stride (1024 floats = 4 KiB at 32×32)
+/// puts the rows the GEMM packs together into the same L1 cache set, so rows are padded.
+fn leading_dim(pixels: usize) -> usize {
+    pixels + 16
+}
+
+/// Writes the im2col matrix of one image with row stride `ld`: row `(c·kh + i)·kw + j`, column
+/// `oy·Wo + ox` holds `x[c, oy·s + i − pad, ox·s + j − pad]`, or 0 in the padding.
+fn im2col(g: &ConvGeometry, image: &[f32], col: &mut [f32], ld: usize) {
+    let (oh, ow, p) = (g.out_h(), g.out_w(), g.pixels());
+    let plane = g.height * g.width;
+    for c in 0..g.in_channels {
+        let src = &image[c * plane..(c + 1) * plane];
+        for i in 0..g.kernel_h {
+            for j in 0..g.kernel_w {
+                let row = (c * g.kernel_h + i) * g.kernel_w + j;
+                let dst = &mut col[row * ld..row * ld + p];
+                for oy in 0..oh {
+                    let out = &mut dst[oy * ow..(oy + 1) * ow];
+                    let iy = (oy * g.stride + i) as isize - g.pad as isize;
+                    if iy < 0 || iy >= g.height as isize {
+                        zero(out);
+                        continue;
+                    }
+                    let line = &src[iy as usize * g.width..(iy as usize + 1) * g.width];
+                    let shift = j as isize - g.pad as isize;
+                    if g.stride == 1 {
+                        // ox + shift must lie in [0, W): a contiguous run with zero ends.
+                        let lo = (-shift).clamp(0, ow as isize) as usize;
+                        let hi = (g.width as isize - shift).clamp(lo as isize, ow as isize) as usize;
+                        zero(&mut out[..lo]);
+                        let from = (lo as isize + shift) as usize;
+                        // A plain loop, not copy_from_slice: rows are short (8–32 floats) and a
+                        // memmove call per row cost more than the copy.
+                        for (o, &v) in out[lo..hi].iter_mut().zip(&line[from..from + (hi - lo)]) {
+                            *o = v;
+                        }
+                        zero(&mut out[hi..]);
+                    } else {
+                        for (ox, v) in out.iter_mut().enumerate() {
+                            let ix = (ox * g.stride) as isize + shift;
+                            *v = if ix >= 0 && ix < g.width as isize { line[ix as usize] } else { 0.0 };
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Sets a short slice to zero without a memset call.
+#[inline(always)]
+fn zero(v: &mut [f32]) {
+    for x in v {
+        *x = 0.0;
+    }
+}
+
+/// Adds the im2col-shaped gradient `col` (row stride `ld`) back onto the image gradient (the
+/// adjoint of [`im2col`]).
+fn col2im_add(g: &ConvGeometry, col: &[f32], ld: usize, image: &mut [f32]) {
+    let (oh, ow, p) = (g.out_h(), g.out_w(), g.pixels());
+    let plane = g.height * g.width;
+    for c in 0..g.in_channels {
+        let dst = &mut image[c * plane..(c + 1) * plane];
+        for i in 0..g.kernel_h {
+            for j in 0..g.kernel_w {
+                let row = (c * g.kernel_h + i) * g.kernel_w + j;
+                let src = &col[row * ld..row * ld + p];
+                for oy in 0..oh {
+                    let iy = (oy * g.stride + i) as isize - g.pad as isize;
+                    if iy < 0 || iy >= g.height as isize {
+                        continue;
+                    }
+                    let line = &mut dst[iy as usize * g.width..(iy as usize + 1) * g.width];
+                    for (ox, v) in src[oy * ow..(oy + 1) * ow].iter().enumerate() {
+                        let ix = (ox * g.stride + j) as isize - g.pad as isize;
+                        if ix >= 0 && ix < g.width as isize {
+                            line[ix as usize] += v;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Forward convolution without bias: returns `[N, O, Ho, Wo]`.
+pub fn conv2d_forward(g: &ConvGeometry, input: &[f32], weight: &[f32]) -> Vec<f32> {
+    assert_eq!(input.len(), g.batch * g.image_len(), "conv2d: input size");
+    assert_eq!(weight.len(), g.out_channels * g.depth(), "conv2d: weight size");
+    let mut output = uninit_vec(g.batch * g.out_image_len());
+    let (p, k, o) = (g.pixels(), g.depth(), g.out_channels);
+    let ld = if g.is_pointwise() { p } else { leading_dim(p) };
+    let col_len = if g.is_pointwise() { 0 } else { k * ld };
+    let wptr = weight.as_ptr() as usize;
+    output
+        .par_chunks_mut(g.out_image_len())
+        .zip(input.par_chunks(g.image_len()))
+        .for_each_init(
+            || vec![0.0f32; col_len],
+            |col, (out, image)| {
+                let cols: &[f32] = if g.is_pointwise() {
+                    image
+                } else {
+                    im2col(g, image, col, ld);
+                    col
+                };
+                // outᵀ (P×O) = colsᵀ (P×K) · Wᵀ (K×O): the long side P is the GEMM's m.
+                let lhs = View { ptr: cols.as_ptr(), rs: 1, cs: ld as isize };
+                let rhs = View { ptr: wptr as *const f32, rs: 1, cs: k as isize };
+                // SAFETY: cols is K×P (stride ld), weight O×K, out O×P, all disjoint.
+                unsafe { matmul(p, o, k, out.as_mut_ptr(), 1, p as isize, false, lhs, rhs) };
+            },
+        );
+    output
+}
+
+/// Images whose weight gradients one task sums before the tasks' sums are added in order.
+const IMAGES_PER_TASK: usize = 4;
+
+/// Per-thread buffers of [`conv2d_backward`].
+struct Scratch {
+    /// im2col of the input image (K × ld).
+    col: Vec<f32>,
+    /// im2col of the output gradient for the transposed convolution.
+    tcol: Vec<f32>,
+    /// The output gradient of one image, rows padded to `ld`.
+    dy: Vec<f32>,
+    /// This thread's share of the weight gradient, `[O, K]`.
+    dw: Vec<f32>,
+}
+
+/// Input gradient and weight gradient of [`conv2d_forward`] given the output gradient
+/// `[N, O, Ho, Wo]`: returns `(dx [N, C, H, W], dw [O, C, kh, kw])`.
+///
+/// Stride-1 convolutions get their input gradient as the convolution of the output gradient with
+/// the flipped, transposed kernel (a GEMM with inner dimension O·kh·kw); strided ones through
+/// the column gradient and [`col2im_add`].
+pub fn conv2d_backward(
+    g: &ConvGeometry,
+    input: &[f32],
+    weight: &[f32],
+    grad_out: &[f32],
+    need_input_grad: bool,
+) -> (Option<Vec<f32>>, Vec<f32>) {
+    assert_eq!(input.len(), g.batch * g.image_len(), "conv2d backward: input size");
+    assert_eq!(grad_out.len(), g.batch * g.out_image_len(), "conv2d backward: gradient size");
+    let (p, k, o) = (g.pixels(), g.depth(), g.out_channels);
+    let plane = g.height * g.width;
+    let ld = leading_dim(p);
+    // Stride-1 input gradient: dx = conv(dy, flipped Wᵀ, pad kh−1−pad), a forward convolution.
+    let transposed = (need_input_grad && g.stride == 1 && !g.is_pointwise() && g.pad < g.kernel_h && g.kernel_h == g.kernel_w)
+        .then(|| {
+            let tg = ConvGeometry {
+                batch: g.batch,
+                in_channels: o,
+                height: g.out_h(),
+                width: g.out_w(),
+                out_channels: g.in_channels,
+                kernel_h: g.kernel_h,
+                kernel_w: g.kernel_w,
+                stride: 1,
+                pad: g.kernel_h - 1 - g.pad,
+            };
+            (tg, flip_transpose(g, weight))
+        })
+        .filter(|(tg, _)| tg.out_h() == g.height && tg.out_w() == g.width);
+    let tld = leading_dim(plane);
+    let tcol_len = transposed.as_ref().map_or(0, |(tg, _)| tg.depth() * tld);
+    let mut grad_in = if need_input_grad { uninit_vec(g.batch * g.image_len()) } else { Vec::new() };
+    let wptr = weight.as_ptr() as usize;
+    let per_image = |s: &mut Scratch, image: &[f32], dy: &[f32], dx: Option<&mut [f32]>| {
+        // The image's columns, and its output gradient, with padded rows (see leading_dim).
+        let (cols, cld): (&[f32], usize) = if g.is_pointwise() {
+            (image, p)
+        } else {
+            im2col(g, image, &mut s.col, ld);
+            (&s.col, ld)
+        };
+        for r in 0..o {
+            s.dy[r * ld..r * ld + p].copy_from_slice(&dy[r * p..(r + 1) * p]);
+        }
+        // dwᵀ (K×O) += cols (K×P) · dyᵀ (P×O).
+        let lhs = View { ptr: cols.as_ptr(), rs: cld as isize, cs: 1 };
+        let rhs = View { ptr: s.dy.as_ptr(), rs: 1, cs: ld as isize };
+        // SAFETY: cols K×P, dy O×P, dw O×K (thread-local), disjoint.
+        unsafe { matmul(k, o, p, s.dw.as_mut_ptr(), 1, k as isize, true, lhs, rhs) };
+        let Some(dx) = dx else { return };
+        if let Some((tg, wt)) = &transposed {
+            im2col(tg, dy, &mut s.tcol, tld);
+            let lhs = View { ptr: s.tcol.as_ptr(), rs: 1, cs: tld as isize };
+            let rhs = View { ptr: wt.as_ptr(), rs: 1, cs: tg.depth() as isize };
+            // SAFETY: tcol (O·kh·kw)×HW, wt C×(O·kh·kw), dx C×HW, disjoint.
+            unsafe { matmul(plane, g.in_channels, tg.depth(), dx.as_mut_ptr(), 1, plane as isize, false, lhs, rhs) };
+        } else {
+            // dcols (K×P) = Wᵀ (K×O) · dy (O×P), then scattered back (or dx itself for 1×1).
+            let lhs = View { ptr: wptr as *const f32, rs: 1, cs: k as isize };
+            let rhs = View { ptr: s.dy.as_ptr(), rs: ld as isize, cs: 1 };
+            if g.is_pointwise() {
+                // SAFETY: weight O×C, dy O×HW, dx C×HW, disjoint.
+                unsafe { matmul(k, p, o, dx.as_mut_ptr(), p as isize, 1, false, lhs, rhs) };
+            } else {
+                // SAFETY: weight O×K, dy O×P, col K×P (thread-local), disjoint.
+                unsafe { matmul(k, p, o, s.col.as_mut_ptr(), ld as isize, 1, false, lhs, rhs) };
+                dx.fill(0.0);
+                col2im_add(g, &s.col, ld, dx);
+            }
+        }
+    };
+    let init = || Scratch {
+        col: vec![0.0f32; k * ld],
+        tcol: vec![0.0f32; tcol_len],
+        dy: vec![0.0f32; o * ld],
+        dw: vec![0.0f32; o * k],
+    };
+    // The weight gradient is summed per fixed group of images, then the groups in order, so
+    // the result does not depend on how rayon split the work (runs are reproducible).
+    let group = IMAGES_PER_TASK;
+    let partials: Vec<Vec<f32>> = if need_input_grad {
+        grad_in
+            .par_chunks_mut(group * g.image_len())
+            .zip(input.par_chunks(group * g.image_len()))
+            .zip(grad_out.par_chunks(group * g.out_image_len()))
+            .map_init(init, |s, ((dx, images), dys)| {
+                s.dw.fill(0.0);
+                for ((dx, image), dy) in
+                    dx.chunks_mut(g.image_len()).zip(images.chunks(g.image_len())).zip(dys.chunks(g.out_image_len()))
+                {
+                    per_image(s, image, dy, Some(dx));
+                }
+                s.dw.clone()
+            })
+            .collect()
+    } else {
+        input
+            .par_chunks(group * g.image_len())
+            .zip(grad_out.par_chunks(group * g.out_image_len()))
+            .map_init(init, |s, (images, dys)| {
+                s.dw.fill(0.0);
+                for (image, dy) in images.chunks(g.image_len()).zip(dys.chunks(g.out_image_len())) {
+                    per_image(s, image, dy, None);
+                }
+                s.dw.clone()
+            })
+            .collect()
+    };
+    let mut grad_weight = vec![0.0f32; o * k];
+    for part in partials {
+        grad_weight.iter_mut().zip(&part).for_each(|(a, b)| *a += b);
+    }
+    (need_input_grad.then_some(grad_in), grad_weight)
+}
+
+/// `wt[c, o, i, j] = w[o, c, kh−1−i, kw−1−j]`: the kernel of the transposed convolution.
+fn flip_transpose(g: &ConvGeometry, weight: &[f32]) -> Vec<f32> {
+    let (kh, kw, c_in, o) = (g.kernel_h, g.kernel_w, g.in_channels, g.out_channels);
+    let mut wt = vec![0.0f32; weight.len()];
+    for oc in 0..o {
+        for c in 0..c_in {
+            for i in 0..kh {
+                for j in 0..kw {
+                    wt[((c * o + oc) * kh + i) * kw + j] = weight[((oc * c_in + c) * kh + (kh - 1 - i)) * kw + (kw - 1 - j)];
+                }
+            }
+        }
+    }
+    wt
+}
+
+/// A vector of `len` floats whose contents every caller overwrites before reading.
+///
+/// Skipping the zero fill matters: these buffers are the largest allocations of a step, and
+/// zeroing them costs a full memory pass (and page faults) each time.
+pub(crate) fn uninit_vec(len: usize) -> Vec<f32> {
+    let mut v = Vec::with_capacity(len);
+    // SAFETY: f32 has no invalid bit patterns; every caller writes each element before use.
+    unsafe { v.set_len(len) };
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Direct-loop reference convolution.
+    fn naive(g: &ConvGeometry, x: &[f32], w: &[f32]) -> Vec<f32> {
+        let (oh, ow) = (g.out_h(), g.out_w());
+        let mut y = vec![0.0f32; g.batch * g.out_channels * oh * ow];
+        for n in 0..g.batch {
+            for o in 0..g.out_channels {
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        let mut s = 0.0f64;
+                        for c in 0..g.in_channels {
+                            for i in 0..g.kernel_h {
+                                for j in 0..g.kernel_w {
+                                    let iy = (oy * g.stride + i) as isize - g.pad as isize;
+                                    let ix = (ox * g.stride + j) as isize - g.pad as isize;
+                                    if iy >= 0 && ix >= 0 && (iy as usize) < g.height && (ix as usize) < g.width {
+                                        let xv = x[((n * g.in_channels + c) * g.height + iy as usize) * g.width + ix as usize];
+                                        let wv = w[((o * g.in_channels + c) * g.kernel_h + i) * g.kernel_w + j];
+                                        s += (xv * wv) as f64;
+                                    }
+                                }
+                            }
+                        }
+                        y[((n * g.out_channels + o) * oh + oy) * ow + ox] = s as f32;
+                    }
+                }
+            }
+        }
+        y
+    }
+
+    fn values(len: usize, seed: u32) -> Vec<f32> {
+        let mut state = seed.wrapping_mul(2654435761).wrapping_add(1);
+        (0..len)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                (state % 2001) as f32 / 1000.0 - 1.0
+            })
+            .collect()
+    }
+
+    fn geometries() -> Vec<ConvGeometry> {
+        let g = |batch, in_channels, height, width, out_channels, k, stride, pad| ConvGeometry {
+            batch,
+            in_channels,
+            height,
+            width,
+            out_channels,
+            kernel_h: k,
+            kernel_w: k,
+            stride,
+            pad,
+        };
+        vec![
+            g(3, 4, 7, 6, 5, 3, 1, 1),
+            g(2, 3, 8, 8, 6, 3, 2, 1),
+            g(2, 5, 6, 6, 4, 1, 1, 0),
+            g(2, 5, 7, 7, 4, 1, 2, 0),
+            g(1, 2, 9, 9, 3, 5, 1, 2),
+            g(2, 3, 9, 8, 2, 3, 1, 0),
+        ]
+    }
+
+    #[test]
+    fn forward_matches_direct_loops() {
+        for (s, g) in geometries().iter().enumerate() {
+            let x = values(g.batch * g.image_len(), s as u32);
+            let w = values(g.out_channels * g.depth(), 100 + s as u32);
+            let (got, want) = (conv2d_forward(g, &x, &w), naive(g, &x, &w));
+            for (a, b) in got.iter().zip(&want) {
+                assert!((a - b).abs() < 1e-4, "{g:?}: {a} vs {b}");
+            }
+        }
+    }
+
+    /// The gradients are the adjoints: <dy, conv(x + dx)> − <dy, conv(x)> is linear, so check
+    /// Σ dy·conv(e_i) against each gradient entry by finite linear probing.
+    #[test]
+    fn backward_is_the_adjoint_of_forward() {
+        for (s, g) in geometries().iter().enumerate() {
+            let x = values(g.batch * g.image_len(), 7 + s as u32);
+            let w = values(g.out_channels * g.depth(), 200 + s as u32);
+            let dy = values(g.batch * g.out_image_len(), 300 + s as u32);
+            let (dx, dw) = conv2d_backward(g, &x, &w, &dy, true);
+            let dx = dx.unwrap();
+            let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(p, q)| (p * q) as f64).sum::<f64>();
+            // Convolution is bilinear: <dy, conv(u, w)> = <dx_of(dy), u> for any u, likewise for w.
+            let u = values(x.len(), 400 + s as u32);
+            let lhs = dot(&dy, &conv2d_forward(g, &u, &w));
+            let rhs = dot(&dx, &u);
+            assert!((lhs - rhs).abs() < 1e-3 * (1.0 + lhs.abs()), "{g:?} dx: {lhs} vs {rhs}");
+            let v = values(w.len(), 500 + s as u32);
+            let lhs = dot(&dy, &conv2d_forward(g, &x, &v));
+            let rhs = dot(&dw, &v);
+            assert!((lhs - rhs).abs() < 1e-3 * (1.0 + lhs.abs()), "{g:?} dw: {lhs} vs {rhs}");
+            let (none, dw2) = conv2d_backward(g, &x, &w, &dy, false);
+            assert!(none.is_none());
+            assert_eq!(dw, dw2);
+        }
+    }
+}

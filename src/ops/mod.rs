@@ -1,0 +1,186 @@
+//! Fast CPU kernels for the hot operations of the convolutional networks, registered with burn
+//! as a backend extension, so the models stay ordinary burn code.
+//!
+//! - [`conv2d`]: convolution as per-image im2col + GEMM (rayon over the batch), with its own
+//!   input- and weight-gradient kernels.
+//! - [`batch_norm_train`] / [`batch_norm_eval`]: batch normalisation fused with the ReLU that
+//!   follows it, two passes forward and two backward instead of burn's dozen.
+//!
+//! The [`CpuKernels`] trait is implemented for burn's `Flex` backend (the kernels, in [`conv`]
+//! and [`batch_norm`]) and for `Autodiff<Flex>` (the backward steps, in `autodiff`). Each kernel is
+//! tested against a direct reference in its module, and against burn's own operations through the
+//! public functions below (forward and gradients) in `tests`.
+
+mod autodiff;
+pub mod batch_norm;
+pub mod conv;
+#[cfg(test)]
+mod tests;
+
+use burn::backend::flex::{Flex, FlexTensor, Layout};
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Backend, Bytes, DType, Dispatch, ExtensionType, TensorMetadata, backend_extension};
+use burn::tensor::{Shape, Tensor};
+
+/// The operations this crate adds to burn's backends.
+#[backend_extension(Flex, Autodiff)]
+pub trait CpuKernels: Backend {
+    /// Convolution without bias, square kernel, equal stride and zero padding on both axes.
+    fn conv2d_fused(x: FloatTensor<Self>, weight: FloatTensor<Self>, stride: usize, pad: usize) -> FloatTensor<Self>;
+
+    /// Training-mode batch norm (batch statistics), then ReLU when `relu`.
+    fn batch_norm_relu_train(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+        relu: bool,
+    ) -> BatchNormTrain<Self>;
+
+    /// Inference-mode batch norm with the given statistics, then ReLU when `relu`.
+    #[allow(clippy::too_many_arguments)]
+    fn batch_norm_relu_eval(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        mean: FloatTensor<Self>,
+        var: FloatTensor<Self>,
+        epsilon: f64,
+        relu: bool,
+    ) -> FloatTensor<Self>;
+}
+
+/// Output of a training-mode batch norm: the activation and the batch statistics that feed the
+/// running averages.
+#[derive(ExtensionType)]
+pub struct BatchNormTrain<B: Backend> {
+    /// Normalised (and rectified) activation.
+    pub output: FloatTensor<B>,
+    /// Per-channel batch mean.
+    pub mean: FloatTensor<B>,
+    /// Per-channel biased batch variance.
+    pub var: FloatTensor<B>,
+}
+
+/// `y = conv2d(x, weight)` for `x: [N, C, H, W]`, `weight: [O, C, k, k]`, no bias.
+pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, stride: usize, pad: usize) -> Tensor<4> {
+    Tensor::from_dispatch(Dispatch::conv2d_fused(x.into_dispatch(), weight.into_dispatch(), stride, pad))
+}
+
+/// Training-mode batch norm of `x: [N, C, ...]` (then ReLU when `relu`): `(output, mean, var)`.
+pub fn batch_norm_train<const D: usize>(
+    x: Tensor<D>,
+    gamma: Tensor<1>,
+    beta: Tensor<1>,
+    epsilon: f64,
+    relu: bool,
+) -> (Tensor<D>, Tensor<1>, Tensor<1>) {
+    let out =
+        Dispatch::batch_norm_relu_train(x.into_dispatch(), gamma.into_dispatch(), beta.into_dispatch(), epsilon, relu);
+    (Tensor::from_dispatch(out.output), Tensor::from_dispatch(out.mean), Tensor::from_dispatch(out.var))
+}
+
+/// Inference-mode batch norm of `x: [N, C, ...]` with fixed statistics (then ReLU when `relu`).
+pub fn batch_norm_eval<const D: usize>(
+    x: Tensor<D>,
+    gamma: Tensor<1>,
+    beta: Tensor<1>,
+    mean: Tensor<1>,
+    var: Tensor<1>,
+    epsilon: f64,
+    relu: bool,
+) -> Tensor<D> {
+    Tensor::from_dispatch(Dispatch::batch_norm_relu_eval(
+        x.into_dispatch(),
+        gamma.into_dispatch(),
+        beta.into_dispatch(),
+        mean.into_dispatch(),
+        var.into_dispatch(),
+        epsilon,
+        relu,
+    ))
+}
+
+/// The contiguous `f32` contents of a Flex tensor (copied only if it is a strided view).
+fn values(tensor: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
+    match tensor.as_slice::<f32>() {
+        Some(slice) => std::borrow::Cow::Borrowed(slice),
+        None => std::borrow::Cow::Owned(tensor.to_contiguous().as_slice::<f32>().expect("contiguous f32").to_vec()),
+    }
+}
+
+/// A contiguous Flex tensor of `shape` holding `data`.
+fn tensor(data: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
+    FlexTensor::new(Bytes::from_elems(data), Layout::contiguous(Shape::from(shape)), DType::F32)
+}
+
+/// The convolution geometry of an input and weight pair, checked.
+fn conv_geometry(x: &FlexTensor, weight: &FlexTensor, stride: usize, pad: usize) -> conv::ConvGeometry {
+    let [batch, in_channels, height, width] = x.shape().dims();
+    let [out_channels, c, kernel_h, kernel_w] = weight.shape().dims();
+    assert_eq!(c, in_channels, "conv2d: weight has {c} input channels, input has {in_channels}");
+    assert!(stride >= 1 && height + 2 * pad >= kernel_h && width + 2 * pad >= kernel_w, "conv2d: kernel larger than input");
+    conv::ConvGeometry { batch, in_channels, height, width, out_channels, kernel_h, kernel_w, stride, pad }
+}
+
+/// Batch-norm geometry of `[N, C, ...]`.
+fn bn_geometry(x: &FlexTensor) -> batch_norm::BnGeometry {
+    let dims = x.shape().to_vec();
+    assert!(dims.len() >= 2, "batch norm needs [batch, channels, ...]");
+    batch_norm::BnGeometry { batch: dims[0], channels: dims[1], plane: dims[2..].iter().product() }
+}
+
+/// Input and weight gradients of [`CpuKernels::conv2d_fused`] on Flex tensors.
+fn conv2d_backward(
+    x: &FlexTensor,
+    weight: &FlexTensor,
+    grad: &FlexTensor,
+    stride: usize,
+    pad: usize,
+    need_input_grad: bool,
+) -> (Option<FlexTensor>, FlexTensor) {
+    let g = conv_geometry(x, weight, stride, pad);
+    let (dx, dw) = conv::conv2d_backward(&g, &values(x), &values(weight), &values(grad), need_input_grad);
+    (dx.map(|dx| tensor(dx, x.shape().to_vec())), tensor(dw, weight.shape().to_vec()))
+}
+
+impl CpuKernels for Flex {
+    fn conv2d_fused(x: FlexTensor, weight: FlexTensor, stride: usize, pad: usize) -> FlexTensor {
+        let g = conv_geometry(&x, &weight, stride, pad);
+        let out = conv::conv2d_forward(&g, &values(&x), &values(&weight));
+        tensor(out, vec![g.batch, g.out_channels, g.out_h(), g.out_w()])
+    }
+
+    fn batch_norm_relu_train(x: FlexTensor, gamma: FlexTensor, beta: FlexTensor, epsilon: f64, relu: bool) -> BatchNormTrain<Self> {
+        let g = bn_geometry(&x);
+        let out = batch_norm::forward_train(&g, &values(&x), &values(&gamma), &values(&beta), epsilon, relu);
+        BatchNormTrain {
+            output: tensor(out.output, x.shape().to_vec()),
+            mean: tensor(out.mean, vec![g.channels]),
+            var: tensor(out.var, vec![g.channels]),
+        }
+    }
+
+    fn batch_norm_relu_eval(
+        x: FlexTensor,
+        gamma: FlexTensor,
+        beta: FlexTensor,
+        mean: FlexTensor,
+        var: FlexTensor,
+        epsilon: f64,
+        relu: bool,
+    ) -> FlexTensor {
+        let g = bn_geometry(&x);
+        let out = batch_norm::forward_eval(
+            &g,
+            &values(&x),
+            &values(&gamma),
+            &values(&beta),
+            &values(&mean),
+            &values(&var),
+            epsilon,
+            relu,
+        );
+        tensor(out, x.shape().to_vec())
+    }
+}
