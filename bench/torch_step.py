@@ -56,12 +56,16 @@ def mlp():
 
 
 def timed(fn, steps):
+    """Median milliseconds per call over `steps` calls after 2 warm-up calls (the median, as in
+    `cargo bench --bench train_step`, because these shared machines are noisy)."""
     for _ in range(2):
         fn()
-    start = time.perf_counter()
+    times = []
     for _ in range(steps):
+        start = time.perf_counter()
         fn()
-    return (time.perf_counter() - start) / steps * 1e3
+        times.append(time.perf_counter() - start)
+    return sorted(times)[len(times) // 2] * 1e3
 
 
 def main():

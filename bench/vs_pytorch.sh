@@ -4,7 +4,7 @@
 # Usage: bench/vs_pytorch.sh [STEPS]   (not part of CI; creates bench/.venv on first use)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-steps="${1:-5}"
+steps="${1:-15}"
 venv=bench/.venv
 if [ ! -x "$venv/bin/python" ]; then
   echo "creating $venv with torch from PyPI (large download, once)..." >&2

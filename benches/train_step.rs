@@ -2,7 +2,8 @@
 //! (forward, loss, backward, SGD update), and the eval-mode forward pass.
 //!
 //! Run: `cargo bench --bench train_step` (options after `--`: `--steps N --batch-size B`).
-//! It prints a table; it asserts nothing. The baseline for the performance issue.
+//! It prints the median time per step (the batch is built beforehand, as on the PyTorch side);
+//! it asserts nothing. The baseline for the performance issue.
 
 use clap::Parser;
 use rethink::data::batch::{InputPipeline, Normalization, Preprocess, make_batch};
@@ -56,21 +57,20 @@ fn main() {
         let mut model = Model::new(&spec, 0, &device).expect("model builds");
         let params = trainable_param_count(&model);
         let mut sgd = Sgd::new(SgdConfig { momentum: 0.9, weight_decay: 1e-4 });
-        let batch = |device| make_batch(&pipeline, &data.train, &data.train.labels, &indices, None, device);
+        // The batch is built once, outside the timed region, as the PyTorch side does.
+        let train_batch = make_batch(&pipeline, &data.train, &data.train.labels, &indices, None, &device);
         let mut time_train = |steps: usize| {
-            let start = Instant::now();
-            for _ in 0..steps {
-                let b = batch(&device);
+            median_ms(steps, || {
+                let b = train_batch.clone();
                 model = train_step(model.clone(), &mut sgd, b.images, b.targets, 0.01).model;
-            }
-            start.elapsed().as_secs_f64()
+            })
         };
         time_train(2);
-        let train_s = time_train(args.steps) / args.steps as f64;
+        let train_ms = time_train(args.steps);
         if args.phases {
             let (mut fwd, mut bwd, mut upd) = (0.0, 0.0, 0.0);
             for _ in 0..args.steps {
-                let b = batch(&device);
+                let b = train_batch.clone();
                 let t = Instant::now();
                 let logits = model.forward(b.images);
                 let loss = cross_entropy(logits, b.targets);
@@ -89,29 +89,35 @@ fn main() {
         }
         let eval_device = backend.device();
         let eval_model = burn::module::Module::valid(&model);
-        let time_eval = |steps: usize| {
-            let start = Instant::now();
-            for _ in 0..steps {
-                let b = batch(&eval_device);
-                let _ = eval_model.forward(b.images).into_data();
-            }
-            start.elapsed().as_secs_f64()
-        };
+        let eval_batch = make_batch(&pipeline, &data.train, &data.train.labels, &indices, None, &eval_device);
+        let time_eval = |steps: usize| median_ms(steps, || eval_model.forward(eval_batch.images.clone()).into_data());
         time_eval(2);
-        let eval_s = time_eval(args.steps) / args.steps as f64;
+        let eval_ms = time_eval(args.steps);
         let bs = args.batch_size as f64;
         if args.csv {
-            println!("{name},{:.2},{:.2}", train_s * 1e3, eval_s * 1e3);
+            println!("{name},{train_ms:.2},{eval_ms:.2}");
             continue;
         }
         println!(
-            "| {name} | {params} | {:.1} | {:.0} | {:.1} | {:.0} |",
-            train_s * 1e3,
-            bs / train_s,
-            eval_s * 1e3,
-            bs / eval_s
+            "| {name} | {params} | {train_ms:.1} | {:.0} | {eval_ms:.1} | {:.0} |",
+            bs * 1e3 / train_ms,
+            bs * 1e3 / eval_ms
         );
     }
+}
+
+/// Median milliseconds per call of `f` over `steps` calls (the machines are noisy; a median
+/// resists the outliers a mean would absorb).
+fn median_ms<T>(steps: usize, mut f: impl FnMut() -> T) -> f64 {
+    let mut times: Vec<f64> = (0..steps.max(1))
+        .map(|_| {
+            let start = Instant::now();
+            std::hint::black_box(f());
+            start.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
 }
 
 fn rayon_threads() -> usize {

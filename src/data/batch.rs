@@ -179,6 +179,7 @@ pub struct HostBatch {
 }
 
 /// A batch ready for the model: images `[B, C, H, W]`, labels and their tensor.
+#[derive(Clone)]
 pub struct Batch {
     /// Preprocessed (and possibly augmented) images.
     pub images: Tensor<4>,

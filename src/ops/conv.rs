@@ -9,6 +9,8 @@
 //! with `Ho = (H + 2·pad − kh) / stride + 1`. A weight is read as the `[O, K]` matrix
 //! (`K = C·kh·kw`) whose column index matches the row index of the im2col matrix.
 
+use super::by_channel::{self, ImageConv};
+use super::direct::{self, Plan};
 use rayon::prelude::*;
 
 /// The geometry of one convolution (square kernel, same stride and padding on both axes).
@@ -63,6 +65,25 @@ impl ConvGeometry {
     /// Floats of one output image.
     fn out_image_len(&self) -> usize {
         self.out_channels * self.pixels()
+    }
+
+    /// The direct kernels that apply to this convolution on this CPU.
+    fn direct_plan(&self) -> Plan {
+        Plan::new(self.in_channels, self.out_channels, (self.kernel_h, self.kernel_w), self.stride, self.pad, self.width)
+    }
+
+    /// This convolution as the by-channel kernel sees one image.
+    fn image_conv(&self) -> ImageConv {
+        ImageConv {
+            in_channels: self.in_channels,
+            height: self.height,
+            width: self.width,
+            out_channels: self.out_channels,
+            kernel_h: self.kernel_h,
+            kernel_w: self.kernel_w,
+            stride: self.stride,
+            pad: self.pad,
+        }
     }
 
     /// Whether the columns are the image itself (1×1, stride 1, no padding): no im2col.
@@ -183,19 +204,39 @@ fn col2im_add(g: &ConvGeometry, col: &[f32], ld: usize, image: &mut [f32]) {
 
 /// Forward convolution without bias: returns `[N, O, Ho, Wo]`.
 pub fn conv2d_forward(g: &ConvGeometry, input: &[f32], weight: &[f32]) -> Vec<f32> {
+    forward(g, input, weight, g.direct_plan())
+}
+
+/// [`conv2d_forward`] with the choice of direct kernels made by the caller (tests compare both).
+fn forward(g: &ConvGeometry, input: &[f32], weight: &[f32], plan: Plan) -> Vec<f32> {
     assert_eq!(input.len(), g.batch * g.image_len(), "conv2d: input size");
     assert_eq!(weight.len(), g.out_channels * g.depth(), "conv2d: weight size");
     let mut output = uninit_vec(g.batch * g.out_image_len());
     let (p, k, o) = (g.pixels(), g.depth(), g.out_channels);
     let ld = if g.is_pointwise() { p } else { leading_dim(p) };
-    let col_len = if g.is_pointwise() { 0 } else { k * ld };
+    let col_len = if g.is_pointwise() || plan.forward { 0 } else { k * ld };
+    let packed = if plan.forward { direct::pack_forward_weights(weight, o, g.in_channels) } else { Vec::new() };
+    let by_channel = (!plan.forward && plan.by_channel && g.image_conv().supported()).then(|| by_channel::transpose_weights(weight, o));
     let wptr = weight.as_ptr() as usize;
     output
         .par_chunks_mut(g.out_image_len())
         .zip(input.par_chunks(g.image_len()))
         .for_each_init(
-            || vec![0.0f32; col_len],
-            |col, (out, image)| {
+            || (vec![0.0f32; if by_channel.is_some() { 0 } else { col_len }], Vec::new(), Vec::new()),
+            |(col, padded, out_t), (out, image)| {
+                if plan.forward {
+                    direct::pad_image(image, g.in_channels, g.height, g.width, padded);
+                    direct::forward_image(padded, g.in_channels, g.height, g.width, &packed, o, out);
+                    return;
+                }
+                if let Some(weight_t) = &by_channel {
+                    let ic = g.image_conv();
+                    by_channel::pad_image(&ic, image, padded);
+                    out_t.resize(g.out_image_len(), 0.0);
+                    by_channel::forward_image(&ic, padded, weight_t, out_t);
+                    transpose_into(out_t, p, o, out);
+                    return;
+                }
                 let cols: &[f32] = if g.is_pointwise() {
                     image
                 } else {
@@ -225,6 +266,28 @@ struct Scratch {
     dy: Vec<f32>,
     /// This thread's share of the weight gradient, `[O, K]`.
     dw: Vec<f32>,
+    /// A zero-padded image for the direct kernels.
+    padded: Vec<f32>,
+    /// The output gradient of one image, pixel-major `[P][O]`, for the direct weight gradient.
+    dy_t: Vec<f32>,
+    /// The direct kernel's share of the weight gradient, transposed: `[K][O]`.
+    dw_t: Vec<f32>,
+}
+
+impl Scratch {
+    /// This task's weight gradient `[O, K]`: the GEMM path's plus the direct kernel's
+    /// (transposed back).
+    fn take_weight_grad(&self, o: usize, k: usize) -> Vec<f32> {
+        let mut dw = self.dw.clone();
+        if !self.dw_t.is_empty() {
+            for r in 0..o {
+                for t in 0..k {
+                    dw[r * k + t] += self.dw_t[t * o + r];
+                }
+            }
+        }
+        dw
+    }
 }
 
 /// Input gradient and weight gradient of [`conv2d_forward`] given the output gradient
@@ -239,6 +302,18 @@ pub fn conv2d_backward(
     weight: &[f32],
     grad_out: &[f32],
     need_input_grad: bool,
+) -> (Option<Vec<f32>>, Vec<f32>) {
+    backward(g, input, weight, grad_out, need_input_grad, g.direct_plan())
+}
+
+/// [`conv2d_backward`] with the choice of direct kernels made by the caller.
+fn backward(
+    g: &ConvGeometry,
+    input: &[f32],
+    weight: &[f32],
+    grad_out: &[f32],
+    need_input_grad: bool,
+    plan: Plan,
 ) -> (Option<Vec<f32>>, Vec<f32>) {
     assert_eq!(input.len(), g.batch * g.image_len(), "conv2d backward: input size");
     assert_eq!(grad_out.len(), g.batch * g.out_image_len(), "conv2d backward: gradient size");
@@ -266,7 +341,19 @@ pub fn conv2d_backward(
     let tcol_len = transposed.as_ref().map_or(0, |(tg, _)| tg.depth() * tld);
     let mut grad_in = if need_input_grad { uninit_vec(g.batch * g.image_len()) } else { Vec::new() };
     let wptr = weight.as_ptr() as usize;
-    let per_image = |s: &mut Scratch, image: &[f32], dy: &[f32], dx: Option<&mut [f32]>| {
+    // Direct input gradient: the forward kernel on dy with the flipped, transposed weights.
+    let packed_t = if need_input_grad && plan.input_grad {
+        direct::pack_forward_weights(&flip_transpose(g, weight), g.in_channels, o)
+    } else {
+        Vec::new()
+    };
+    // Otherwise, for stride 1, the by-channel kernel on dy with the flipped, transposed weights.
+    let by_channel_t = transposed
+        .as_ref()
+        .map(|(tg, wt)| (tg.image_conv(), wt))
+        .filter(|(ic, _)| need_input_grad && !plan.input_grad && plan.by_channel && ic.supported())
+        .map(|(ic, wt)| (ic, by_channel::transpose_weights(wt, g.in_channels)));
+    let gemm_weight_grad = |s: &mut Scratch, image: &[f32], dy: &[f32]| {
         // The image's columns, and its output gradient, with padded rows (see leading_dim).
         let (cols, cld): (&[f32], usize) = if g.is_pointwise() {
             (image, p)
@@ -282,7 +369,8 @@ pub fn conv2d_backward(
         let rhs = View { ptr: s.dy.as_ptr(), rs: 1, cs: ld as isize };
         // SAFETY: cols K×P, dy O×P, dw O×K (thread-local), disjoint.
         unsafe { matmul(k, o, p, s.dw.as_mut_ptr(), 1, k as isize, true, lhs, rhs) };
-        let Some(dx) = dx else { return };
+    };
+    let gemm_input_grad = |s: &mut Scratch, dy: &[f32], dx: &mut [f32]| {
         if let Some((tg, wt)) = &transposed {
             im2col(tg, dy, &mut s.tcol, tld);
             let lhs = View { ptr: s.tcol.as_ptr(), rs: 1, cs: tld as isize };
@@ -291,6 +379,9 @@ pub fn conv2d_backward(
             unsafe { matmul(plane, g.in_channels, tg.depth(), dx.as_mut_ptr(), 1, plane as isize, false, lhs, rhs) };
         } else {
             // dcols (K×P) = Wᵀ (K×O) · dy (O×P), then scattered back (or dx itself for 1×1).
+            for r in 0..o {
+                s.dy[r * ld..r * ld + p].copy_from_slice(&dy[r * p..(r + 1) * p]);
+            }
             let lhs = View { ptr: wptr as *const f32, rs: 1, cs: k as isize };
             let rhs = View { ptr: s.dy.as_ptr(), rs: ld as isize, cs: 1 };
             if g.is_pointwise() {
@@ -304,11 +395,37 @@ pub fn conv2d_backward(
             }
         }
     };
+    let per_image = |s: &mut Scratch, image: &[f32], dy: &[f32], dx: Option<&mut [f32]>| {
+        if plan.weight_grad {
+            direct::pad_image(image, g.in_channels, g.height, g.width, &mut s.padded);
+            direct::transpose(dy, o, p, &mut s.dy_t);
+            direct::weight_grad_image(&s.padded, g.in_channels, g.height, g.width, &s.dy_t, o, &mut s.dw_t);
+        } else {
+            gemm_weight_grad(s, image, dy);
+        }
+        let Some(dx) = dx else { return };
+        if plan.input_grad {
+            direct::pad_image(dy, o, g.height, g.width, &mut s.padded);
+            direct::forward_image(&s.padded, o, g.height, g.width, &packed_t, g.in_channels, dx);
+            return;
+        }
+        if let Some((ic, weight_t)) = &by_channel_t {
+            by_channel::pad_image(ic, dy, &mut s.padded);
+            s.dy_t.resize(g.image_len(), 0.0);
+            by_channel::forward_image(ic, &s.padded, weight_t, &mut s.dy_t);
+            transpose_into(&s.dy_t, plane, g.in_channels, dx);
+            return;
+        }
+        gemm_input_grad(s, dy, dx);
+    };
     let init = || Scratch {
         col: vec![0.0f32; k * ld],
         tcol: vec![0.0f32; tcol_len],
         dy: vec![0.0f32; o * ld],
         dw: vec![0.0f32; o * k],
+        padded: Vec::new(),
+        dy_t: Vec::new(),
+        dw_t: vec![0.0f32; if plan.weight_grad { o * k } else { 0 }],
     };
     // The weight gradient is summed per fixed group of images, then the groups in order, so
     // the result does not depend on how rayon split the work (runs are reproducible).
@@ -320,12 +437,13 @@ pub fn conv2d_backward(
             .zip(grad_out.par_chunks(group * g.out_image_len()))
             .map_init(init, |s, ((dx, images), dys)| {
                 s.dw.fill(0.0);
+                s.dw_t.fill(0.0);
                 for ((dx, image), dy) in
                     dx.chunks_mut(g.image_len()).zip(images.chunks(g.image_len())).zip(dys.chunks(g.out_image_len()))
                 {
                     per_image(s, image, dy, Some(dx));
                 }
-                s.dw.clone()
+                s.take_weight_grad(o, k)
             })
             .collect()
     } else {
@@ -334,10 +452,11 @@ pub fn conv2d_backward(
             .zip(grad_out.par_chunks(group * g.out_image_len()))
             .map_init(init, |s, (images, dys)| {
                 s.dw.fill(0.0);
+                s.dw_t.fill(0.0);
                 for (image, dy) in images.chunks(g.image_len()).zip(dys.chunks(g.out_image_len())) {
                     per_image(s, image, dy, None);
                 }
-                s.dw.clone()
+                s.take_weight_grad(o, k)
             })
             .collect()
     };
@@ -346,6 +465,15 @@ pub fn conv2d_backward(
         grad_weight.iter_mut().zip(&part).for_each(|(a, b)| *a += b);
     }
     (need_input_grad.then_some(grad_in), grad_weight)
+}
+
+/// `[rows][cols]` → `out [cols][rows]`.
+fn transpose_into(src: &[f32], rows: usize, cols: usize, out: &mut [f32]) {
+    for r in 0..rows {
+        for c in 0..cols {
+            out[c * rows + r] = src[r * cols + c];
+        }
+    }
 }
 
 /// `wt[c, o, i, j] = w[o, c, kh−1−i, kw−1−j]`: the kernel of the transposed convolution.
@@ -478,6 +606,75 @@ mod tests {
             let (none, dw2) = conv2d_backward(g, &x, &w, &dy, false);
             assert!(none.is_none());
             assert_eq!(dw, dw2);
+        }
+    }
+
+    /// The direct AVX-512 kernels against the im2col + GEMM path (and the direct loops), on
+    /// shapes where each of them applies.
+    #[test]
+    fn direct_kernels_match_the_gemm_path() {
+        let g = |batch, in_channels, height, width, out_channels| ConvGeometry {
+            batch,
+            in_channels,
+            height,
+            width,
+            out_channels,
+            kernel_h: 3,
+            kernel_w: 3,
+            stride: 1,
+            pad: 1,
+        };
+        let none = Plan { forward: false, input_grad: false, weight_grad: false, by_channel: false };
+        let strided = |batch, in_channels, size, out_channels, k, stride, pad| ConvGeometry {
+            batch,
+            in_channels,
+            height: size,
+            width: size,
+            out_channels,
+            kernel_h: k,
+            kernel_w: k,
+            stride,
+            pad,
+        };
+        let shapes = [
+            g(3, 8, 5, 16, 8),
+            g(2, 16, 4, 32, 16),
+            g(2, 3, 3, 16, 8),
+            g(2, 4, 2, 16, 12),
+            g(1, 8, 6, 48, 24),
+            // By-channel kernels: small images, strides, 1×1, 16/32/64 output channels.
+            g(2, 16, 8, 8, 16),
+            g(2, 32, 6, 7, 64),
+            strided(2, 8, 8, 32, 3, 2, 1),
+            strided(2, 16, 10, 16, 1, 2, 0),
+            strided(2, 3, 9, 48, 3, 1, 0),
+        ];
+        let mut used = [false; 3];
+        for (s, g) in shapes.iter().enumerate() {
+            let plan = g.direct_plan();
+            if !std::is_x86_feature_detected!("avx512f") {
+                assert_eq!(plan, none, "no direct kernels without AVX-512");
+                continue;
+            }
+            used = [used[0] | plan.forward, used[1] | plan.input_grad, used[2] | plan.weight_grad];
+            let x = values(g.batch * g.image_len(), 600 + s as u32);
+            let w = values(g.out_channels * g.depth(), 700 + s as u32);
+            let dy = values(g.batch * g.out_image_len(), 800 + s as u32);
+            let close = |a: &[f32], b: &[f32], what: &str| {
+                assert_eq!(a.len(), b.len());
+                for (p, q) in a.iter().zip(b) {
+                    assert!((p - q).abs() < 1e-4 * (1.0 + q.abs()), "{g:?} {what}: {p} vs {q}");
+                }
+            };
+            close(&forward(g, &x, &w, plan), &forward(g, &x, &w, none), "forward");
+            close(&forward(g, &x, &w, plan), &naive(g, &x, &w), "forward vs loops");
+            let (dx, dw) = backward(g, &x, &w, &dy, true, plan);
+            let (dx_ref, dw_ref) = backward(g, &x, &w, &dy, true, none);
+            close(&dx.unwrap(), &dx_ref.unwrap(), "input gradient");
+            close(&dw, &dw_ref, "weight gradient");
+        }
+        if std::is_x86_feature_detected!("avx512f") {
+            assert_eq!(used, [true; 3], "every direct kernel was exercised");
         }
     }
 }

@@ -5,6 +5,7 @@
 //!   input- and weight-gradient kernels.
 //! - [`batch_norm_train`] / [`batch_norm_eval`]: batch normalisation fused with the ReLU that
 //!   follows it, two passes forward and two backward instead of burn's dozen.
+//! - [`sgd::sgd_update`]: the optimizer step in one pass, in place.
 //!
 //! The [`CpuKernels`] trait is implemented for burn's `Flex` backend (the kernels, in [`conv`]
 //! and [`batch_norm`]) and for `Autodiff<Flex>` (the backward steps, in `autodiff`). Each kernel is
@@ -13,7 +14,10 @@
 
 mod autodiff;
 pub mod batch_norm;
+pub mod by_channel;
 pub mod conv;
+pub mod direct;
+pub mod sgd;
 #[cfg(test)]
 mod tests;
 

@@ -4,6 +4,7 @@
 //! Nesterov). The momentum buffers are keyed by parameter path rather than burn's random
 //! parameter ids, so a checkpoint restores into a freshly built model.
 
+use crate::ops;
 use burn::module::{Module, ModuleMapper, Param};
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor, TensorData};
@@ -78,21 +79,18 @@ impl ModuleMapper for Update<'_> {
         let SgdConfig { momentum, weight_decay } = self.sgd.config;
         let require_grad = tensor.is_require_grad();
         let weight = tensor.inner();
-        let shape = weight.dims();
-        let numel: usize = shape.iter().product();
-        let mut update = if weight_decay != 0.0 {
-            grad + weight.clone().mul_scalar(weight_decay)
-        } else {
-            grad
+        let numel: usize = weight.dims().iter().product();
+        let name = self.path.join(".");
+        // No velocity yet is a zero velocity: m·0 + g is exactly PyTorch's first step, v = g.
+        let velocity = match self.sgd.velocity.remove(&name) {
+            Some(v) => v,
+            None => Tensor::zeros([numel], &weight.device()),
         };
+        let (weight, velocity) = ops::sgd::sgd_update(weight, grad, velocity, self.lr, momentum, weight_decay);
         if momentum != 0.0 {
-            let name = self.path.join(".");
-            if let Some(v) = self.sgd.velocity.remove(&name) {
-                update = v.reshape(shape).mul_scalar(momentum) + update;
-            }
-            self.sgd.velocity.insert(name, update.clone().reshape([numel]));
+            self.sgd.velocity.insert(name, velocity);
         }
-        let mut updated = Tensor::from_inner(weight - update.mul_scalar(self.lr));
+        let mut updated = Tensor::from_inner(weight);
         if require_grad {
             updated = updated.require_grad();
         }

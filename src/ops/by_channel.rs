@@ -1,0 +1,165 @@
+//! Direct convolution vectorised over output channels (AVX-512), for any kernel size, stride
+//! and padding when the output channels are a multiple of 16: each input value is broadcast and
+//! multiplied into vectors of 16 output channels' weights. It serves the layers the row kernel of
+//! [`super::direct`] cannot (small images such as WRN's 8×8 group, strided and 1×1
+//! convolutions) without an im2col matrix.
+//!
+//! The result is pixel-major, `[Ho·Wo][O]`; the caller transposes it into NCHW.
+
+#[cfg(target_arch = "x86_64")]
+use std::arch::x86_64::*;
+
+/// One image's convolution geometry (square padding and stride on both axes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImageConv {
+    /// Input channels.
+    pub in_channels: usize,
+    /// Input height.
+    pub height: usize,
+    /// Input width.
+    pub width: usize,
+    /// Output channels (a multiple of 16).
+    pub out_channels: usize,
+    /// Kernel height.
+    pub kernel_h: usize,
+    /// Kernel width.
+    pub kernel_w: usize,
+    /// Stride.
+    pub stride: usize,
+    /// Zero padding.
+    pub pad: usize,
+}
+
+impl ImageConv {
+    fn out_h(&self) -> usize {
+        (self.height + 2 * self.pad - self.kernel_h) / self.stride + 1
+    }
+
+    fn out_w(&self) -> usize {
+        (self.width + 2 * self.pad - self.kernel_w) / self.stride + 1
+    }
+
+    /// Output vectors × pixels per register block for this many output channels (24
+    /// accumulators either way).
+    fn block(&self) -> (usize, usize) {
+        match self.out_channels {
+            o if o.is_multiple_of(64) => (4, 6),
+            o if o.is_multiple_of(32) => (2, 12),
+            _ => (1, 24),
+        }
+    }
+
+    /// Whether the kernel applies on this CPU.
+    pub fn supported(&self) -> bool {
+        let pixels = self.out_h() * self.out_w();
+        self.out_channels.is_multiple_of(16) && self.out_channels > 0 && pixels >= self.block().1 && super::direct::has_avx512()
+    }
+
+    /// Floats of the zero-padded input image, `[C][H+2p][W+2p]`.
+    pub fn padded_len(&self) -> usize {
+        self.in_channels * (self.height + 2 * self.pad) * (self.width + 2 * self.pad)
+    }
+}
+
+/// A zero-padded copy `[C][H+2p][W+2p]` of one image into `buf`.
+pub fn pad_image(g: &ImageConv, image: &[f32], buf: &mut Vec<f32>) {
+    let (h, w, p) = (g.height, g.width, g.pad);
+    let wp = w + 2 * p;
+    let plane = (h + 2 * p) * wp;
+    buf.clear();
+    buf.resize(g.padded_len(), 0.0);
+    for c in 0..g.in_channels {
+        for y in 0..h {
+            let at = c * plane + (y + p) * wp + p;
+            buf[at..at + w].copy_from_slice(&image[(c * h + y) * w..(c * h + y + 1) * w]);
+        }
+    }
+}
+
+/// Weights `[O][C][kh][kw]` transposed to `[C·kh·kw][O]`.
+pub fn transpose_weights(weight: &[f32], out_channels: usize) -> Vec<f32> {
+    let taps = weight.len() / out_channels;
+    let mut t = vec![0.0f32; weight.len()];
+    for o in 0..out_channels {
+        for k in 0..taps {
+            t[k * out_channels + o] = weight[o * taps + k];
+        }
+    }
+    t
+}
+
+/// `out_t [Ho·Wo][O]` of one image from `padded` ([`pad_image`]) and [`transpose_weights`].
+/// Requires [`ImageConv::supported`].
+pub fn forward_image(g: &ImageConv, padded: &[f32], weight_t: &[f32], out_t: &mut [f32]) {
+    assert!(g.supported(), "by-channel conv: unsupported geometry {g:?}");
+    assert_eq!(padded.len(), g.padded_len(), "by-channel conv: padded image size");
+    assert_eq!(weight_t.len(), g.in_channels * g.kernel_h * g.kernel_w * g.out_channels, "by-channel conv: weight size");
+    assert_eq!(out_t.len(), g.out_h() * g.out_w() * g.out_channels, "by-channel conv: output size");
+    let wp = g.width + 2 * g.pad;
+    let plane = (g.height + 2 * g.pad) * wp;
+    let taps: Vec<usize> = (0..g.in_channels * g.kernel_h * g.kernel_w)
+        .map(|k| {
+            let (c, r) = (k / (g.kernel_h * g.kernel_w), k % (g.kernel_h * g.kernel_w));
+            c * plane + (r / g.kernel_w) * wp + r % g.kernel_w
+        })
+        .collect();
+    let pixels: Vec<usize> =
+        (0..g.out_h() * g.out_w()).map(|p| (p / g.out_w()) * g.stride * wp + (p % g.out_w()) * g.stride).collect();
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: AVX-512F is present (supported()); every tap offset plus pixel offset lies inside
+    // the padded image, and the output and weight sizes were checked above.
+    unsafe {
+        match g.block() {
+            (4, 6) => kernel::<4, 6>(padded, &taps, &pixels, weight_t, g.out_channels, out_t),
+            (2, 12) => kernel::<2, 12>(padded, &taps, &pixels, weight_t, g.out_channels, out_t),
+            _ => kernel::<1, 24>(padded, &taps, &pixels, weight_t, g.out_channels, out_t),
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!("supported() is false off x86-64")
+}
+
+/// `OV` vectors of output channels × `PB` pixels per register block.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn kernel<const OV: usize, const PB: usize>(
+    x: &[f32],
+    taps: &[usize],
+    pixels: &[usize],
+    weight_t: &[f32],
+    out_channels: usize,
+    out_t: &mut [f32],
+) {
+    let (xp, wp, yp) = (x.as_ptr(), weight_t.as_ptr(), out_t.as_mut_ptr());
+    let n = pixels.len();
+    // SAFETY (whole body): offsets were built inside the padded image; weight rows have
+    // `out_channels` floats and og + 16·OV ≤ out_channels; output rows likewise.
+    unsafe {
+        for og in (0..out_channels).step_by(16 * OV) {
+            let mut start = 0;
+            while start < n {
+                // The last block overlaps the previous one rather than running short.
+                let first = start.min(n - PB);
+                let po: [usize; PB] = std::array::from_fn(|q| pixels[first + q]);
+                let mut acc = [[_mm512_setzero_ps(); OV]; PB];
+                for (k, &tap) in taps.iter().enumerate() {
+                    let wk = wp.add(k * out_channels + og);
+                    let w: [__m512; OV] = std::array::from_fn(|v| _mm512_loadu_ps(wk.add(16 * v)));
+                    let xk = xp.add(tap);
+                    for q in 0..PB {
+                        let b = _mm512_set1_ps(*xk.add(po[q]));
+                        for v in 0..OV {
+                            acc[q][v] = _mm512_fmadd_ps(b, w[v], acc[q][v]);
+                        }
+                    }
+                }
+                for q in 0..PB {
+                    for v in 0..OV {
+                        _mm512_storeu_ps(yp.add((first + q) * out_channels + og + 16 * v), acc[q][v]);
+                    }
+                }
+                start += PB;
+            }
+        }
+    }
+}

@@ -1,0 +1,232 @@
+//! Direct 3×3 convolution (stride 1, padding 1) with AVX-512, for images whose width is a
+//! multiple of 16: one image at a time, straight from a zero-padded copy of it, with no im2col
+//! matrix and no GEMM packing. These are WRN's and most CNNs' hot layers (15 of WRN-28-1's 22).
+//!
+//! - [`forward_image`]: 16 output pixels of a row (one 512-bit vector) × 8 output channels per
+//!   register block, two such vectors at once (16 accumulators), accumulated over input channels
+//!   and the 9 taps; each weight is broadcast once per pair of vectors.
+//! - The input gradient is the same kernel on the padded output gradient with the flipped,
+//!   transposed weights.
+//! - [`weight_grad_image`]: 16 output channels (one vector) × 24 taps per register block,
+//!   each input value broadcast against the pixel's output-channel gradients.
+//!
+//! [`Plan::new`] says which of them apply; the caller falls back to im2col + GEMM otherwise.
+
+#[cfg(target_arch = "x86_64")]
+use std::arch::x86_64::*;
+
+/// Output channels per register block of the forward kernel.
+const OUT_BLOCK: usize = 8;
+
+/// Which direct kernels a convolution can use on this CPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Plan {
+    /// The forward kernel (any input channels, output channels a multiple of 8).
+    pub forward: bool,
+    /// The input gradient (the forward kernel with input and output channels swapped).
+    pub input_grad: bool,
+    /// The weight-gradient kernel (input channels a multiple of 8, output channels of 16).
+    pub weight_grad: bool,
+    /// Whether the by-channel kernels of [`super::by_channel`] may serve what these do not.
+    pub by_channel: bool,
+}
+
+impl Plan {
+    /// The row kernels that apply to a `in_channels → out_channels` 3×3 convolution with
+    /// stride 1 and padding 1 on images `width` wide; none for any other convolution.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(in_channels: usize, out_channels: usize, kernel: (usize, usize), stride: usize, pad: usize, width: usize) -> Self {
+        let shape = kernel == (3, 3) && stride == 1 && pad == 1 && width % 16 == 0 && width > 0 && has_avx512();
+        Plan {
+            by_channel: has_avx512(),
+            forward: shape && out_channels.is_multiple_of(OUT_BLOCK),
+            input_grad: shape && in_channels.is_multiple_of(OUT_BLOCK),
+            weight_grad: shape && (in_channels * 9).is_multiple_of(TAP_BLOCK) && out_channels.is_multiple_of(16),
+        }
+    }
+}
+
+/// Whether this CPU runs AVX-512F (std caches the detection; false off x86-64).
+pub(super) fn has_avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// A zero-padded copy of one image, `[C][H+2][W+2]`, into `buf`.
+pub fn pad_image(image: &[f32], channels: usize, height: usize, width: usize, buf: &mut Vec<f32>) {
+    let wp = width + 2;
+    let plane = (height + 2) * wp;
+    buf.clear();
+    buf.resize(channels * plane, 0.0);
+    for c in 0..channels {
+        for y in 0..height {
+            let src = &image[(c * height + y) * width..(c * height + y + 1) * width];
+            let at = c * plane + (y + 1) * wp + 1;
+            buf[at..at + width].copy_from_slice(src);
+        }
+    }
+}
+
+/// Forward weights `[O, C, 3, 3]` regrouped as `[O/8][C][9][8]`: the 8 output channels of a
+/// block contiguous for each input channel and tap.
+pub fn pack_forward_weights(weight: &[f32], out_channels: usize, in_channels: usize) -> Vec<f32> {
+    let mut packed = vec![0.0f32; weight.len()];
+    for o in 0..out_channels {
+        let (block, r) = (o / OUT_BLOCK, o % OUT_BLOCK);
+        for c in 0..in_channels {
+            for t in 0..9 {
+                packed[((block * in_channels + c) * 9 + t) * OUT_BLOCK + r] = weight[(o * in_channels + c) * 9 + t];
+            }
+        }
+    }
+    packed
+}
+
+/// One image's convolution: `out [O][H][W]` from `padded` ([`pad_image`] of `[C][H][W]`) and
+/// [`pack_forward_weights`]. Requires [`Plan::forward`].
+pub fn forward_image(padded: &[f32], channels: usize, height: usize, width: usize, packed: &[f32], out_channels: usize, out: &mut [f32]) {
+    assert!(padded.len() >= channels * (height + 2) * (width + 2), "direct conv: padded image size");
+    assert_eq!(packed.len(), out_channels * channels * 9, "direct conv: weight size");
+    assert_eq!(out.len(), out_channels * height * width, "direct conv: output size");
+    assert!(width.is_multiple_of(16) && out_channels.is_multiple_of(OUT_BLOCK));
+    #[cfg(target_arch = "x86_64")]
+    {
+        assert!(has_avx512(), "direct conv needs AVX-512");
+        // SAFETY: AVX-512F is present (checked above); the asserts bound every access below.
+        unsafe { forward_avx512(padded, channels, height, width, packed, out_channels, out) }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!("Plan::new never selects the direct kernels off x86-64")
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn forward_avx512(padded: &[f32], channels: usize, height: usize, width: usize, packed: &[f32], out_channels: usize, out: &mut [f32]) {
+    let wp = width + 2;
+    let plane = (height + 2) * wp;
+    let per_row = width / 16;
+    let positions = height * per_row;
+    let (x, wts, y) = (padded.as_ptr(), packed.as_ptr(), out.as_mut_ptr());
+    // SAFETY (whole body): the caller checked the sizes; a vector at output (oy, ox) reads padded
+    // rows oy..oy+2, columns ox..ox+17 < W+2, and writes out[o][oy][ox..ox+16].
+    unsafe {
+        let mut pos = 0;
+        while pos < positions {
+            // Two vector positions in raster order (the second may start the next row).
+            let pair = pos + 1 < positions;
+            let (oy0, ox0) = (pos / per_row, pos % per_row * 16);
+            let next = if pair { pos + 1 } else { pos };
+            let (oy1, ox1) = (next / per_row, next % per_row * 16);
+            for block in 0..out_channels / OUT_BLOCK {
+                let mut acc0 = [_mm512_setzero_ps(); OUT_BLOCK];
+                let mut acc1 = [_mm512_setzero_ps(); OUT_BLOCK];
+                let wb = wts.add(block * channels * 9 * OUT_BLOCK);
+                for c in 0..channels {
+                    let xc = x.add(c * plane);
+                    let wc = wb.add(c * 9 * OUT_BLOCK);
+                    for i in 0..3 {
+                        let r0 = xc.add((oy0 + i) * wp + ox0);
+                        let r1 = xc.add((oy1 + i) * wp + ox1);
+                        for j in 0..3 {
+                            let v0 = _mm512_loadu_ps(r0.add(j));
+                            let v1 = _mm512_loadu_ps(r1.add(j));
+                            let wt = wc.add((i * 3 + j) * OUT_BLOCK);
+                            for r in 0..OUT_BLOCK {
+                                let wv = _mm512_set1_ps(*wt.add(r));
+                                acc0[r] = _mm512_fmadd_ps(v0, wv, acc0[r]);
+                                acc1[r] = _mm512_fmadd_ps(v1, wv, acc1[r]);
+                            }
+                        }
+                    }
+                }
+                for r in 0..OUT_BLOCK {
+                    let o = block * OUT_BLOCK + r;
+                    _mm512_storeu_ps(y.add((o * height + oy0) * width + ox0), acc0[r]);
+                    if pair {
+                        _mm512_storeu_ps(y.add((o * height + oy1) * width + ox1), acc1[r]);
+                    }
+                }
+            }
+            pos += 2;
+        }
+    }
+}
+
+/// Adds one image's weight gradient to `grad_weight_t`, the transposed gradient `[C·9][O]`:
+/// `Σ_pixels x[c] shifted by tap (i, j) · dy[o]`, from `padded` ([`pad_image`] of the input) and
+/// the output gradient transposed to pixel-major, `[H·W][O]`. Requires [`Plan::weight_grad`].
+///
+/// Vectorised over output channels (16 a vector) with 24 taps per register block: each input
+/// value is broadcast and multiplied into a vector of output-channel gradients, so no horizontal
+/// sums are needed and any image width works.
+#[allow(clippy::too_many_arguments)]
+pub fn weight_grad_image(padded: &[f32], channels: usize, height: usize, width: usize, grad_out_t: &[f32], out_channels: usize, grad_weight_t: &mut [f32]) {
+    assert!(padded.len() >= channels * (height + 2) * (width + 2), "direct conv: padded image size");
+    assert_eq!(grad_out_t.len(), out_channels * height * width, "direct conv: gradient size");
+    assert_eq!(grad_weight_t.len(), out_channels * channels * 9, "direct conv: weight size");
+    assert!(out_channels.is_multiple_of(16) && (channels * 9).is_multiple_of(TAP_BLOCK));
+    #[cfg(target_arch = "x86_64")]
+    {
+        assert!(has_avx512(), "direct conv needs AVX-512");
+        // SAFETY: AVX-512F is present; the asserts bound every access below.
+        unsafe { weight_grad_avx512(padded, channels, height, width, grad_out_t, out_channels, grad_weight_t) }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!("Plan::new never selects the direct kernels off x86-64")
+}
+
+/// Taps per register block of the weight-gradient kernel.
+const TAP_BLOCK: usize = 24;
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn weight_grad_avx512(padded: &[f32], channels: usize, height: usize, width: usize, grad_out_t: &[f32], out_channels: usize, grad_weight_t: &mut [f32]) {
+    let wp = width + 2;
+    let plane = (height + 2) * wp;
+    let taps = channels * 9;
+    let (x, dy, dw) = (padded.as_ptr(), grad_out_t.as_ptr(), grad_weight_t.as_mut_ptr());
+    // SAFETY (whole body): a tap (c, i, j) at pixel (oy, ox) reads padded[c][oy + i][ox + j],
+    // inside the padded image; dy and dw accesses stay inside [H·W][O] and [C·9][O].
+    unsafe {
+        for tb in (0..taps).step_by(TAP_BLOCK) {
+            // Offset in the padded image of each tap of the block, for output pixel (0, 0).
+            let off: [usize; TAP_BLOCK] = std::array::from_fn(|t| {
+                let k = tb + t;
+                (k / 9) * plane + (k % 9 / 3) * wp + k % 3
+            });
+            for ov in (0..out_channels).step_by(16) {
+                let mut acc = [_mm512_setzero_ps(); TAP_BLOCK];
+                for oy in 0..height {
+                    for ox in 0..width {
+                        let at = oy * wp + ox;
+                        let d = _mm512_loadu_ps(dy.add((oy * width + ox) * out_channels + ov));
+                        for t in 0..TAP_BLOCK {
+                            acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(*x.add(off[t] + at)), d, acc[t]);
+                        }
+                    }
+                }
+                for (t, a) in acc.iter().enumerate() {
+                    let dst = dw.add((tb + t) * out_channels + ov);
+                    _mm512_storeu_ps(dst, _mm512_add_ps(_mm512_loadu_ps(dst), *a));
+                }
+            }
+        }
+    }
+}
+
+/// `[rows][cols]` → `[cols][rows]` into `out`.
+pub fn transpose(src: &[f32], rows: usize, cols: usize, out: &mut Vec<f32>) {
+    out.clear();
+    out.resize(rows * cols, 0.0);
+    for r in 0..rows {
+        for c in 0..cols {
+            out[c * rows + r] = src[r * cols + c];
+        }
+    }
+}
