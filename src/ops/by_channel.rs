@@ -39,13 +39,13 @@ impl ImageConv {
         (self.width + 2 * self.pad - self.kernel_w) / self.stride + 1
     }
 
-    /// Output vectors × pixels per register block for this many output channels (24
-    /// accumulators either way).
+    /// Output vectors × pixels per register block for this many output channels: 12–24
+    /// accumulators, and few enough pixels that their offsets stay in general registers.
     fn block(&self) -> (usize, usize) {
         match self.out_channels {
             o if o.is_multiple_of(64) => (4, 6),
-            o if o.is_multiple_of(32) => (2, 12),
-            _ => (1, 24),
+            o if o.is_multiple_of(32) => (2, 8),
+            _ => (1, 12),
         }
     }
 
@@ -111,8 +111,8 @@ pub fn forward_image(g: &ImageConv, padded: &[f32], weight_t: &[f32], out_t: &mu
     unsafe {
         match g.block() {
             (4, 6) => kernel::<4, 6>(padded, &taps, &pixels, weight_t, g.out_channels, out_t),
-            (2, 12) => kernel::<2, 12>(padded, &taps, &pixels, weight_t, g.out_channels, out_t),
-            _ => kernel::<1, 24>(padded, &taps, &pixels, weight_t, g.out_channels, out_t),
+            (2, 8) => kernel::<2, 8>(padded, &taps, &pixels, weight_t, g.out_channels, out_t),
+            _ => kernel::<1, 12>(padded, &taps, &pixels, weight_t, g.out_channels, out_t),
         }
     }
     #[cfg(not(target_arch = "x86_64"))]

@@ -1,14 +1,14 @@
-//! Direct 3×3 convolution (stride 1, padding 1) with AVX-512, for images whose width is a
-//! multiple of 16: one image at a time, straight from a zero-padded copy of it, with no im2col
-//! matrix and no GEMM packing. These are WRN's and most CNNs' hot layers (15 of WRN-28-1's 22).
+//! Direct 3×3 convolution (stride 1, padding 1) with AVX-512: one image at a time, straight
+//! from a zero-padded copy of it, with no im2col matrix and no GEMM packing. These are WRN's and
+//! most CNNs' hot layers (19 of WRN-28-1's 22 convolutions).
 //!
-//! - [`forward_image`]: 16 output pixels of a row (one 512-bit vector) × 8 output channels per
+//! - [`forward_image`] (widths of 16k): 16 output pixels of a row (one 512-bit vector) × 8 output channels per
 //!   register block, two such vectors at once (16 accumulators), accumulated over input channels
 //!   and the 9 taps; each weight is broadcast once per pair of vectors.
 //! - The input gradient is the same kernel on the padded output gradient with the flipped,
 //!   transposed weights.
-//! - [`weight_grad_image`]: 16 output channels (one vector) × 24 taps per register block,
-//!   each input value broadcast against the pixel's output-channel gradients.
+//! - [`weight_grad_image`] (any width): 16 output channels (one vector) × 24 taps per register
+//!   block, each input value broadcast against the pixel's output-channel gradients.
 //!
 //! [`Plan::new`] says which of them apply; the caller falls back to im2col + GEMM otherwise.
 
@@ -25,23 +25,26 @@ pub struct Plan {
     pub forward: bool,
     /// The input gradient (the forward kernel with input and output channels swapped).
     pub input_grad: bool,
-    /// The weight-gradient kernel (input channels a multiple of 8, output channels of 16).
+    /// The weight-gradient kernel (any width; input channels a multiple of 8, output channels
+    /// of 16).
     pub weight_grad: bool,
     /// Whether the by-channel kernels of [`super::by_channel`] may serve what these do not.
     pub by_channel: bool,
 }
 
 impl Plan {
-    /// The row kernels that apply to a `in_channels → out_channels` 3×3 convolution with
-    /// stride 1 and padding 1 on images `width` wide; none for any other convolution.
+    /// The direct kernels that apply to a `in_channels → out_channels` convolution on images
+    /// `width` wide: the row kernels need a 3×3 kernel, stride 1, padding 1 and a width of 16k;
+    /// the weight gradient only the 3×3 stride-1 padding-1 shape.
     #[allow(clippy::too_many_arguments)]
     pub fn new(in_channels: usize, out_channels: usize, kernel: (usize, usize), stride: usize, pad: usize, width: usize) -> Self {
-        let shape = kernel == (3, 3) && stride == 1 && pad == 1 && width % 16 == 0 && width > 0 && has_avx512();
+        let same_3x3 = kernel == (3, 3) && stride == 1 && pad == 1 && has_avx512();
+        let shape = same_3x3 && width % 16 == 0 && width > 0;
         Plan {
             by_channel: has_avx512(),
             forward: shape && out_channels.is_multiple_of(OUT_BLOCK),
             input_grad: shape && in_channels.is_multiple_of(OUT_BLOCK),
-            weight_grad: shape && (in_channels * 9).is_multiple_of(TAP_BLOCK) && out_channels.is_multiple_of(16),
+            weight_grad: same_3x3 && (in_channels * 9).is_multiple_of(TAP_BLOCK) && out_channels.is_multiple_of(16),
         }
     }
 }
@@ -194,20 +197,26 @@ unsafe fn weight_grad_avx512(padded: &[f32], channels: usize, height: usize, wid
     // SAFETY (whole body): a tap (c, i, j) at pixel (oy, ox) reads padded[c][oy + i][ox + j],
     // inside the padded image; dy and dw accesses stay inside [H·W][O] and [C·9][O].
     unsafe {
+        // A block of 24 taps is 8 (channel, kernel row) pairs × the 3 kernel columns, so each
+        // pixel needs 8 row pointers (fits the 16 general registers) with constant offsets j.
+        const ROWS: usize = TAP_BLOCK / 3;
         for tb in (0..taps).step_by(TAP_BLOCK) {
-            // Offset in the padded image of each tap of the block, for output pixel (0, 0).
-            let off: [usize; TAP_BLOCK] = std::array::from_fn(|t| {
-                let k = tb + t;
-                (k / 9) * plane + (k % 9 / 3) * wp + k % 3
+            let base: [usize; ROWS] = std::array::from_fn(|g| {
+                let k = tb + 3 * g;
+                (k / 9) * plane + (k % 9 / 3) * wp
             });
             for ov in (0..out_channels).step_by(16) {
                 let mut acc = [_mm512_setzero_ps(); TAP_BLOCK];
                 for oy in 0..height {
+                    let rows: [*const f32; ROWS] = std::array::from_fn(|g| x.add(base[g] + oy * wp));
+                    let drow = dy.add(oy * width * out_channels + ov);
                     for ox in 0..width {
-                        let at = oy * wp + ox;
-                        let d = _mm512_loadu_ps(dy.add((oy * width + ox) * out_channels + ov));
-                        for t in 0..TAP_BLOCK {
-                            acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(*x.add(off[t] + at)), d, acc[t]);
+                        let d = _mm512_loadu_ps(drow.add(ox * out_channels));
+                        for g in 0..ROWS {
+                            let r = rows[g].add(ox);
+                            for j in 0..3 {
+                                acc[3 * g + j] = _mm512_fmadd_ps(_mm512_set1_ps(*r.add(j)), d, acc[3 * g + j]);
+                            }
                         }
                     }
                 }
