@@ -61,19 +61,9 @@ impl ImageConv {
     }
 }
 
-/// A zero-padded copy `[C][H+2p][W+2p]` of one image into `buf`.
-pub fn pad_image(g: &ImageConv, image: &[f32], buf: &mut Vec<f32>) {
-    let (h, w, p) = (g.height, g.width, g.pad);
-    let wp = w + 2 * p;
-    let plane = (h + 2 * p) * wp;
-    buf.clear();
-    buf.resize(g.padded_len(), 0.0);
-    for c in 0..g.in_channels {
-        for y in 0..h {
-            let at = c * plane + (y + p) * wp + p;
-            buf[at..at + w].copy_from_slice(&image[(c * h + y) * w..(c * h + y + 1) * w]);
-        }
-    }
+/// The zero-padded copy of one input image this kernel reads.
+pub fn pad_image<'a>(g: &ImageConv, image: &[f32], buf: &'a mut super::direct::Padded) -> &'a [f32] {
+    buf.fill(image, g.in_channels, g.height, g.width, g.pad)
 }
 
 /// Weights `[O][C][kh][kw]` transposed to `[C·kh·kw][O]`.

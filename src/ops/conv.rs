@@ -10,7 +10,7 @@
 //! (`K = C·kh·kw`) whose column index matches the row index of the im2col matrix.
 
 use super::by_channel::{self, ImageConv};
-use super::direct::{self, Plan};
+use super::direct::{self, Padded, Plan};
 use rayon::prelude::*;
 
 /// The geometry of one convolution (square kernel, same stride and padding on both axes).
@@ -222,19 +222,19 @@ fn forward(g: &ConvGeometry, input: &[f32], weight: &[f32], plan: Plan) -> Vec<f
         .par_chunks_mut(g.out_image_len())
         .zip(input.par_chunks(g.image_len()))
         .for_each_init(
-            || (vec![0.0f32; if by_channel.is_some() { 0 } else { col_len }], Vec::new(), Vec::new()),
+            || (vec![0.0f32; if by_channel.is_some() { 0 } else { col_len }], Padded::default(), Vec::new()),
             |(col, padded, out_t), (out, image)| {
                 if plan.forward {
-                    direct::pad_image(image, g.in_channels, g.height, g.width, padded);
+                    let padded = padded.fill(image, g.in_channels, g.height, g.width, 1);
                     direct::forward_image(padded, g.in_channels, g.height, g.width, &packed, o, out);
                     return;
                 }
                 if let Some(weight_t) = &by_channel {
                     let ic = g.image_conv();
-                    by_channel::pad_image(&ic, image, padded);
+                    let padded = by_channel::pad_image(&ic, image, padded);
                     out_t.resize(g.out_image_len(), 0.0);
                     by_channel::forward_image(&ic, padded, weight_t, out_t);
-                    transpose_into(out_t, p, o, out);
+                    direct::transpose(out_t, p, o, out);
                     return;
                 }
                 let cols: &[f32] = if g.is_pointwise() {
@@ -266,8 +266,10 @@ struct Scratch {
     dy: Vec<f32>,
     /// This thread's share of the weight gradient, `[O, K]`.
     dw: Vec<f32>,
-    /// A zero-padded image for the direct kernels.
-    padded: Vec<f32>,
+    /// The zero-padded input image for the direct kernels.
+    padded_x: Padded,
+    /// The zero-padded output gradient for the direct input-gradient kernels.
+    padded_dy: Padded,
     /// The output gradient of one image, pixel-major `[P][O]`, for the direct weight gradient.
     dy_t: Vec<f32>,
     /// The direct kernel's share of the weight gradient, transposed: `[K][O]`.
@@ -397,23 +399,24 @@ fn backward(
     };
     let per_image = |s: &mut Scratch, image: &[f32], dy: &[f32], dx: Option<&mut [f32]>| {
         if plan.weight_grad {
-            direct::pad_image(image, g.in_channels, g.height, g.width, &mut s.padded);
+            let padded = s.padded_x.fill(image, g.in_channels, g.height, g.width, 1);
+            s.dy_t.resize(o * p, 0.0);
             direct::transpose(dy, o, p, &mut s.dy_t);
-            direct::weight_grad_image(&s.padded, g.in_channels, g.height, g.width, &s.dy_t, o, &mut s.dw_t);
+            direct::weight_grad_image(padded, g.in_channels, g.height, g.width, &s.dy_t, o, &mut s.dw_t);
         } else {
             gemm_weight_grad(s, image, dy);
         }
         let Some(dx) = dx else { return };
         if plan.input_grad {
-            direct::pad_image(dy, o, g.height, g.width, &mut s.padded);
-            direct::forward_image(&s.padded, o, g.height, g.width, &packed_t, g.in_channels, dx);
+            let padded = s.padded_dy.fill(dy, o, g.height, g.width, 1);
+            direct::forward_image(padded, o, g.height, g.width, &packed_t, g.in_channels, dx);
             return;
         }
         if let Some((ic, weight_t)) = &by_channel_t {
-            by_channel::pad_image(ic, dy, &mut s.padded);
+            let padded = by_channel::pad_image(ic, dy, &mut s.padded_dy);
             s.dy_t.resize(g.image_len(), 0.0);
-            by_channel::forward_image(ic, &s.padded, weight_t, &mut s.dy_t);
-            transpose_into(&s.dy_t, plane, g.in_channels, dx);
+            by_channel::forward_image(ic, padded, weight_t, &mut s.dy_t);
+            direct::transpose(&s.dy_t, plane, g.in_channels, dx);
             return;
         }
         gemm_input_grad(s, dy, dx);
@@ -423,7 +426,8 @@ fn backward(
         tcol: vec![0.0f32; tcol_len],
         dy: vec![0.0f32; o * ld],
         dw: vec![0.0f32; o * k],
-        padded: Vec::new(),
+        padded_x: Padded::default(),
+        padded_dy: Padded::default(),
         dy_t: Vec::new(),
         dw_t: vec![0.0f32; if plan.weight_grad { o * k } else { 0 }],
     };
@@ -465,15 +469,6 @@ fn backward(
         grad_weight.iter_mut().zip(&part).for_each(|(a, b)| *a += b);
     }
     (need_input_grad.then_some(grad_in), grad_weight)
-}
-
-/// `[rows][cols]` → `out [cols][rows]`.
-fn transpose_into(src: &[f32], rows: usize, cols: usize, out: &mut [f32]) {
-    for r in 0..rows {
-        for c in 0..cols {
-            out[c * rows + r] = src[r * cols + c];
-        }
-    }
 }
 
 /// `wt[c, o, i, j] = w[o, c, kh−1−i, kw−1−j]`: the kernel of the transposed convolution.
