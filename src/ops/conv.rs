@@ -254,7 +254,7 @@ fn forward(g: &ConvGeometry, input: &[f32], weight: &[f32], plan: Plan) -> Vec<f
 }
 
 /// Images whose weight gradients one task sums before the tasks' sums are added in order.
-const IMAGES_PER_TASK: usize = 4;
+const IMAGES_PER_TASK: usize = 8;
 
 /// Per-thread buffers of [`conv2d_backward`].
 struct Scratch {
@@ -277,17 +277,14 @@ struct Scratch {
 }
 
 impl Scratch {
-    /// This task's weight gradient `[O, K]`: the GEMM path's plus the direct kernel's
-    /// (transposed back).
+    /// This task's weight gradient `[O, K]`: the GEMM path's, or the direct kernel's transposed
+    /// back (a call uses one path for all its images).
     fn take_weight_grad(&self, o: usize, k: usize) -> Vec<f32> {
-        let mut dw = self.dw.clone();
-        if !self.dw_t.is_empty() {
-            for r in 0..o {
-                for t in 0..k {
-                    dw[r * k + t] += self.dw_t[t * o + r];
-                }
-            }
+        if self.dw_t.is_empty() {
+            return self.dw.clone();
         }
+        let mut dw = vec![0.0f32; o * k];
+        direct::transpose(&self.dw_t, k, o, &mut dw);
         dw
     }
 }
@@ -402,7 +399,7 @@ fn backward(
             let padded = s.padded_x.fill(image, g.in_channels, g.height, g.width, 1);
             s.dy_t.resize(o * p, 0.0);
             direct::transpose(dy, o, p, &mut s.dy_t);
-            direct::weight_grad_image(padded, g.in_channels, g.height, g.width, &s.dy_t, o, &mut s.dw_t);
+            direct::weight_grad_image(padded, g.in_channels, g.height, g.width, g.stride, &s.dy_t, o, &mut s.dw_t);
         } else {
             gemm_weight_grad(s, image, dy);
         }
@@ -641,6 +638,7 @@ mod tests {
             g(2, 16, 8, 8, 16),
             g(2, 32, 6, 7, 64),
             strided(2, 8, 8, 32, 3, 2, 1),
+            strided(2, 8, 9, 16, 3, 2, 1),
             strided(2, 16, 10, 16, 1, 2, 0),
             strided(2, 3, 9, 48, 3, 1, 0),
         ];

@@ -7,7 +7,7 @@
 //!   and the 9 taps; each weight is broadcast once per pair of vectors.
 //! - The input gradient is the same kernel on the padded output gradient with the flipped,
 //!   transposed weights.
-//! - [`weight_grad_image`] (any width): 16 output channels (one vector) × 24 taps per register
+//! - [`weight_grad_image`] (any width and stride): 16 output channels (one vector) × 24 taps per register
 //!   block, each input value broadcast against the pixel's output-channel gradients.
 //!
 //! [`Plan::new`] says which of them apply; the caller falls back to im2col + GEMM otherwise.
@@ -35,16 +35,16 @@ pub struct Plan {
 impl Plan {
     /// The direct kernels that apply to a `in_channels → out_channels` convolution on images
     /// `width` wide: the row kernels need a 3×3 kernel, stride 1, padding 1 and a width of 16k;
-    /// the weight gradient only the 3×3 stride-1 padding-1 shape.
+    /// the weight gradient a 3×3 kernel with padding 1 (any stride, any width).
     #[allow(clippy::too_many_arguments)]
     pub fn new(in_channels: usize, out_channels: usize, kernel: (usize, usize), stride: usize, pad: usize, width: usize) -> Self {
-        let same_3x3 = kernel == (3, 3) && stride == 1 && pad == 1 && has_avx512();
-        let shape = same_3x3 && width % 16 == 0 && width > 0;
+        let padded_3x3 = kernel == (3, 3) && pad == 1 && stride >= 1 && has_avx512();
+        let shape = padded_3x3 && stride == 1 && width % 16 == 0 && width > 0;
         Plan {
             by_channel: has_avx512(),
             forward: shape && out_channels.is_multiple_of(OUT_BLOCK),
             input_grad: shape && in_channels.is_multiple_of(OUT_BLOCK),
-            weight_grad: same_3x3 && (in_channels * 9).is_multiple_of(TAP_BLOCK) && out_channels.is_multiple_of(16),
+            weight_grad: padded_3x3 && (in_channels * 9).is_multiple_of(TAP_BLOCK) && out_channels.is_multiple_of(16),
         }
     }
 }
@@ -190,24 +190,27 @@ unsafe fn forward_avx512(padded: &[f32], channels: usize, height: usize, width: 
     }
 }
 
-/// Adds one image's weight gradient to `grad_weight_t`, the transposed gradient `[C·9][O]`:
-/// `Σ_pixels x[c] shifted by tap (i, j) · dy[o]`, from `padded` ([`pad_image`] of the input) and
-/// the output gradient transposed to pixel-major, `[H·W][O]`. Requires [`Plan::weight_grad`].
+/// Adds one image's weight gradient to `grad_weight_t`, the transposed gradient `[C·9][O]`, of
+/// a 3×3 convolution with padding 1 and `stride`: `Σ_pixels x[c] at tap (i, j) · dy[o]`, from
+/// `padded` (the input padded by 1, [`Padded`]) and the output gradient transposed to
+/// pixel-major, `[Ho·Wo][O]`. Requires [`Plan::weight_grad`].
 ///
 /// Vectorised over output channels (16 a vector) with 24 taps per register block: each input
 /// value is broadcast and multiplied into a vector of output-channel gradients, so no horizontal
 /// sums are needed and any image width works.
 #[allow(clippy::too_many_arguments)]
-pub fn weight_grad_image(padded: &[f32], channels: usize, height: usize, width: usize, grad_out_t: &[f32], out_channels: usize, grad_weight_t: &mut [f32]) {
+pub fn weight_grad_image(padded: &[f32], channels: usize, height: usize, width: usize, stride: usize, grad_out_t: &[f32], out_channels: usize, grad_weight_t: &mut [f32]) {
     assert!(padded.len() >= channels * (height + 2) * (width + 2), "direct conv: padded image size");
-    assert_eq!(grad_out_t.len(), out_channels * height * width, "direct conv: gradient size");
+    assert!(stride >= 1);
+    let (out_h, out_w) = ((height - 1) / stride + 1, (width - 1) / stride + 1);
+    assert_eq!(grad_out_t.len(), out_channels * out_h * out_w, "direct conv: gradient size");
     assert_eq!(grad_weight_t.len(), out_channels * channels * 9, "direct conv: weight size");
     assert!(out_channels.is_multiple_of(16) && (channels * 9).is_multiple_of(TAP_BLOCK));
     #[cfg(target_arch = "x86_64")]
     {
         assert!(has_avx512(), "direct conv needs AVX-512");
         // SAFETY: AVX-512F is present; the asserts bound every access below.
-        unsafe { weight_grad_avx512(padded, channels, height, width, grad_out_t, out_channels, grad_weight_t) }
+        unsafe { weight_grad_avx512(padded, channels, height, width, stride, grad_out_t, out_channels, grad_weight_t) }
     }
     #[cfg(not(target_arch = "x86_64"))]
     unreachable!("Plan::new never selects the direct kernels off x86-64")
@@ -218,12 +221,14 @@ const TAP_BLOCK: usize = 24;
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn weight_grad_avx512(padded: &[f32], channels: usize, height: usize, width: usize, grad_out_t: &[f32], out_channels: usize, grad_weight_t: &mut [f32]) {
+#[allow(clippy::too_many_arguments)]
+unsafe fn weight_grad_avx512(padded: &[f32], channels: usize, height: usize, width: usize, stride: usize, grad_out_t: &[f32], out_channels: usize, grad_weight_t: &mut [f32]) {
+    let (out_h, out_w) = ((height - 1) / stride + 1, (width - 1) / stride + 1);
     let wp = width + 2;
     let plane = (height + 2) * wp;
     let taps = channels * 9;
     let (x, dy, dw) = (padded.as_ptr(), grad_out_t.as_ptr(), grad_weight_t.as_mut_ptr());
-    // SAFETY (whole body): a tap (c, i, j) at pixel (oy, ox) reads padded[c][oy + i][ox + j],
+    // SAFETY (whole body): a tap (c, i, j) at pixel (oy, ox) reads padded[c][s·oy + i][s·ox + j],
     // inside the padded image; dy and dw accesses stay inside [H·W][O] and [C·9][O].
     unsafe {
         // A block of 24 taps is 8 (channel, kernel row) pairs × the 3 kernel columns, so each
@@ -236,13 +241,13 @@ unsafe fn weight_grad_avx512(padded: &[f32], channels: usize, height: usize, wid
             });
             for ov in (0..out_channels).step_by(16) {
                 let mut acc = [_mm512_setzero_ps(); TAP_BLOCK];
-                for oy in 0..height {
-                    let rows: [*const f32; ROWS] = std::array::from_fn(|g| x.add(base[g] + oy * wp));
-                    let drow = dy.add(oy * width * out_channels + ov);
-                    for ox in 0..width {
+                for oy in 0..out_h {
+                    let rows: [*const f32; ROWS] = std::array::from_fn(|g| x.add(base[g] + oy * stride * wp));
+                    let drow = dy.add(oy * out_w * out_channels + ov);
+                    for ox in 0..out_w {
                         let d = _mm512_loadu_ps(drow.add(ox * out_channels));
                         for g in 0..ROWS {
-                            let r = rows[g].add(ox);
+                            let r = rows[g].add(ox * stride);
                             for j in 0..3 {
                                 acc[3 * g + j] = _mm512_fmadd_ps(_mm512_set1_ps(*r.add(j)), d, acc[3 * g + j]);
                             }
