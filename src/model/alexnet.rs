@@ -20,6 +20,7 @@
 
 use super::init::{conv_he_fan_out, linear_glorot};
 use burn::module::Module;
+use super::layers::conv2d;
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Linear, LocalResponseNorm, LocalResponseNormConfig, PaddingConfig2d};
@@ -100,8 +101,8 @@ impl AlexNet {
     /// Logits `[batch, classes]` for images `[batch, channels, height, width]` of the size the
     /// network was built for.
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
-        let x = self.lrn.forward(self.pool.forward(relu(self.conv1.forward(images))));
-        let x = self.lrn.forward(self.pool.forward(relu(self.conv2.forward(x))));
+        let x = self.lrn.forward(self.pool.forward(relu(conv2d(&self.conv1, images))));
+        let x = self.lrn.forward(self.pool.forward(relu(conv2d(&self.conv2, x))));
         let x: Tensor<2> = x.flatten(1, 3);
         let x = relu(self.fc1.forward(x));
         let x = relu(self.fc2.forward(x));

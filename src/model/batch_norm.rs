@@ -10,7 +10,7 @@
 //! [`trainable_param_count`](super::trainable_param_count) and checkpoints treat them as state.
 
 use burn::module::{Module, Param, RunningState};
-use burn::tensor::module::{batch_norm, batch_norm_train};
+use super::layers::{RunningStats, normalize};
 use burn::tensor::{Device, Tensor};
 
 /// TensorFlow's default ε for batch norm (burn's and PyTorch's is 1e-5).
@@ -55,24 +55,21 @@ impl BatchNormNoScale {
 
     /// Normalises `x` `[batch, channels, height, width]` channel by channel.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        self.forward_with(x, false)
+    }
+
+    /// `relu(self.forward(x))` in one fused kernel.
+    pub fn forward_relu(&self, x: Tensor<4>) -> Tensor<4> {
+        self.forward_with(x, true)
+    }
+
+    fn forward_with(&self, x: Tensor<4>, relu: bool) -> Tensor<4> {
         let device = x.device();
         let [channels] = self.beta.shape().dims();
         // The fixed scale γ = 1 is a constant, not a parameter: no gradient, not counted.
         let gamma = Tensor::ones([channels], &device);
-        if !device.is_autodiff() {
-            let mean = self.running_mean.value().to_device(&device);
-            let var = self.running_var.value().to_device(&device);
-            return batch_norm(x, gamma, self.beta.val(), mean, var, self.epsilon);
-        }
-        let result = batch_norm_train(x, gamma, self.beta.val(), self.epsilon);
-        let m = self.momentum;
-        let mean = self.running_mean.value_sync().to_device(&device);
-        let var = self.running_var.value_sync().to_device(&device);
-        let mean = mean.mul_scalar(1.0 - m).add(result.mean.detach().mul_scalar(m));
-        let var = var.mul_scalar(1.0 - m).add(result.variance.detach().mul_scalar(m));
-        self.running_mean.update(mean.detach());
-        self.running_var.update(var.detach());
-        result.output
+        let running = RunningStats { mean: &self.running_mean, var: &self.running_var, momentum: self.momentum };
+        normalize(x, gamma, self.beta.val(), running, self.epsilon, device.is_autodiff(), relu)
     }
 }
 

@@ -22,6 +22,7 @@
 //! `--arch inception` and `--arch inception-nobn`, and every counted parameter is trained.
 
 use super::batch_norm::BatchNormNoScale;
+use super::layers::conv2d;
 use super::init::{conv_he_fan_out, linear_glorot};
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
@@ -67,12 +68,11 @@ impl ConvModule {
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = self.conv.forward(x);
-        let x = match &self.bn {
-            Some(bn) => bn.forward(x),
-            None => x,
-        };
-        relu(x)
+        let x = conv2d(&self.conv, x);
+        match &self.bn {
+            Some(bn) => bn.forward_relu(x),
+            None => relu(x),
+        }
     }
 }
 

@@ -6,6 +6,7 @@
 
 use crate::ops;
 use burn::nn::conv::Conv2d;
+use burn::module::RunningState;
 use burn::nn::{BatchNorm, PaddingConfig2d};
 use burn::tensor::Tensor;
 
@@ -16,6 +17,8 @@ pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     let pad = match conv.padding {
         PaddingConfig2d::Explicit(top, left, bottom, right) if top == left && top == bottom && top == right => Some(top),
         PaddingConfig2d::Valid => Some(0),
+        // "Same" is symmetric for odd kernels at stride 1 (TensorFlow pads strided ones unevenly).
+        PaddingConfig2d::Same if kh % 2 == 1 && sh == 1 => Some((kh - 1) / 2),
         _ => None,
     };
     let fits = conv.groups == 1 && conv.dilation == [1, 1] && kh == kw && sh == sw;
@@ -36,18 +39,44 @@ pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
 /// of the running averages) on an autodiff device with training enabled, running statistics
 /// otherwise.
 pub fn batch_norm_relu(bn: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
+    let training = x.device().is_autodiff() && bn.training.is_enabled();
+    let stats = RunningStats { mean: &bn.running_mean, var: &bn.running_var, momentum: bn.momentum };
+    normalize(x, bn.gamma.val(), bn.beta.val(), stats, bn.epsilon, training, true)
+}
+
+/// A batch norm's running averages and the weight of each new batch in them.
+pub struct RunningStats<'a> {
+    /// Running mean.
+    pub mean: &'a RunningState<Tensor<1>>,
+    /// Running (biased) variance.
+    pub var: &'a RunningState<Tensor<1>>,
+    /// Weight of the current batch.
+    pub momentum: f64,
+}
+
+/// Batch norm (then ReLU when `relu`) through [`ops`]: batch statistics folded into the running
+/// averages when `training`, the running averages themselves otherwise.
+pub fn normalize(
+    x: Tensor<4>,
+    gamma: Tensor<1>,
+    beta: Tensor<1>,
+    running: RunningStats<'_>,
+    epsilon: f64,
+    training: bool,
+    relu: bool,
+) -> Tensor<4> {
     let device = x.device();
-    if !(device.is_autodiff() && bn.training.is_enabled()) {
-        let mean = bn.running_mean.value().to_device(&device);
-        let var = bn.running_var.value().to_device(&device);
-        return ops::batch_norm_eval(x, bn.gamma.val(), bn.beta.val(), mean, var, bn.epsilon, true);
+    if !training {
+        let mean = running.mean.value().to_device(&device);
+        let var = running.var.value().to_device(&device);
+        return ops::batch_norm_eval(x, gamma, beta, mean, var, epsilon, relu);
     }
-    let (output, mean, var) = ops::batch_norm_train(x, bn.gamma.val(), bn.beta.val(), bn.epsilon, true);
-    let m = bn.momentum;
-    let running_mean = bn.running_mean.value_sync().to_device(&device);
-    let running_var = bn.running_var.value_sync().to_device(&device);
-    bn.running_mean.update(running_mean.mul_scalar(1.0 - m).add(mean.detach().mul_scalar(m)).detach());
-    bn.running_var.update(running_var.mul_scalar(1.0 - m).add(var.detach().mul_scalar(m)).detach());
+    let (output, mean, var) = ops::batch_norm_train(x, gamma, beta, epsilon, relu);
+    let m = running.momentum;
+    let running_mean = running.mean.value_sync().to_device(&device);
+    let running_var = running.var.value_sync().to_device(&device);
+    running.mean.update(running_mean.mul_scalar(1.0 - m).add(mean.detach().mul_scalar(m)).detach());
+    running.var.update(running_var.mul_scalar(1.0 - m).add(var.detach().mul_scalar(m)).detach());
     output
 }
 

@@ -146,11 +146,13 @@ fn im2col(g: &ConvGeometry, image: &[f32], col: &mut [f32], ld: usize) {
                         let lo = (-shift).clamp(0, ow as isize) as usize;
                         let hi = (g.width as isize - shift).clamp(lo as isize, ow as isize) as usize;
                         zero(&mut out[..lo]);
-                        let from = (lo as isize + shift) as usize;
-                        // A plain loop, not copy_from_slice: rows are short (8–32 floats) and a
-                        // memmove call per row cost more than the copy.
-                        for (o, &v) in out[lo..hi].iter_mut().zip(&line[from..from + (hi - lo)]) {
-                            *o = v;
+                        if hi > lo {
+                            let from = (lo as isize + shift) as usize;
+                            // A plain loop, not copy_from_slice: rows are short (8–32 floats)
+                            // and a memmove call per row cost more than the copy.
+                            for (o, &v) in out[lo..hi].iter_mut().zip(&line[from..from + (hi - lo)]) {
+                                *o = v;
+                            }
                         }
                         zero(&mut out[hi..]);
                     } else {
@@ -560,6 +562,9 @@ mod tests {
             g(2, 5, 7, 7, 4, 1, 2, 0),
             g(1, 2, 9, 9, 3, 5, 1, 2),
             g(2, 3, 9, 8, 2, 3, 1, 0),
+            // Padding wider than the image (a 5×5 "same" kernel on 1×1 and 2×3 inputs).
+            g(2, 3, 1, 1, 4, 5, 1, 2),
+            g(1, 2, 2, 3, 3, 5, 1, 2),
         ]
     }
 
