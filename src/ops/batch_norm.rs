@@ -8,7 +8,7 @@
 //! The statistics are those of PyTorch's and burn's training mode: per-channel mean and *biased*
 //! variance over batch and space, `y = γ·(x − mean)/√(var + ε) + β`.
 
-use super::conv::uninit_vec;
+use super::buffer;
 use rayon::prelude::*;
 
 /// Shape of an NCHW activation as the kernels see it.
@@ -88,20 +88,25 @@ fn affine(gamma: &[f32], beta: &[f32], mean: &[f32], var: &[f32], epsilon: f64) 
 
 /// `y = max(0?, scale_c·x + shift_c)`, image by image in parallel.
 fn normalize(g: &BnGeometry, x: &[f32], coef: &[(f32, f32)], relu: bool) -> Vec<f32> {
-    let mut out = uninit_vec(x.len());
+    let mut out = buffer::uninit(x.len());
     let image = g.channels * g.plane;
     out.par_chunks_mut(image).zip(x.par_chunks(image)).for_each(|(o, xi)| {
         for (c, &(scale, shift)) in coef.iter().enumerate() {
             let range = c * g.plane..(c + 1) * g.plane;
             let (o, xi) = (&mut o[range.clone()], &xi[range]);
             if relu {
-                o.iter_mut().zip(xi).for_each(|(o, &v)| *o = (scale * v + shift).max(0.0));
+                o.iter_mut().zip(xi).for_each(|(o, &v)| {
+                    o.write((scale * v + shift).max(0.0));
+                });
             } else {
-                o.iter_mut().zip(xi).for_each(|(o, &v)| *o = scale * v + shift);
+                o.iter_mut().zip(xi).for_each(|(o, &v)| {
+                    o.write(scale * v + shift);
+                });
             }
         }
     });
-    out
+    // SAFETY: the loop wrote every element of every image.
+    unsafe { buffer::assume_init(out) }
 }
 
 /// Gradients of [`forward_train`]: `(dx, dγ, dβ)`.
@@ -153,7 +158,7 @@ pub fn backward_train(
             [k as f32, (sums[c].0 / n) as f32, (sums[c].1 / n * rstd[c] * rstd[c]) as f32]
         })
         .collect();
-    let mut grad_in = uninit_vec(x.len());
+    let mut grad_in = buffer::uninit(x.len());
     grad_in.par_chunks_mut(image).zip(x.par_chunks(image)).zip(grad_out.par_chunks(image)).for_each(|((dx, xi), di)| {
         for c in 0..g.channels {
             let range = c * g.plane..(c + 1) * g.plane;
@@ -163,10 +168,12 @@ pub fn backward_train(
             let (dx, xi, di) = (&mut dx[range.clone()], &xi[range.clone()], &di[range]);
             for ((o, &xv), &dv) in dx.iter_mut().zip(xi).zip(di) {
                 let dz = if relu && scale * xv + shift <= 0.0 { 0.0 } else { dv };
-                *o = k * (dz - mdz - (xv - m) * mdzx);
+                o.write(k * (dz - mdz - (xv - m) * mdzx));
             }
         }
     });
+    // SAFETY: the loop wrote every element of every image.
+    let grad_in = unsafe { buffer::assume_init(grad_in) };
     let grad_gamma = sums.iter().zip(&rstd).map(|(s, r)| (s.1 * r) as f32).collect();
     let grad_beta = sums.iter().map(|s| s.0 as f32).collect();
     (grad_in, grad_gamma, grad_beta)

@@ -143,9 +143,9 @@ unsafe fn kernel<const OV: usize, const PB: usize>(
                         }
                     }
                 }
-                for q in 0..PB {
-                    for v in 0..OV {
-                        _mm512_storeu_ps(yp.add((first + q) * out_channels + og + 16 * v), acc[q][v]);
+                for (q, row) in acc.iter().enumerate() {
+                    for (v, a) in row.iter().enumerate() {
+                        _mm512_storeu_ps(yp.add((first + q) * out_channels + og + 16 * v), *a);
                     }
                 }
                 start += PB;

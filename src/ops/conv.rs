@@ -9,6 +9,7 @@
 //! with `Ho = (H + 2·pad − kh) / stride + 1`. A weight is read as the `[O, K]` matrix
 //! (`K = C·kh·kw`) whose column index matches the row index of the im2col matrix.
 
+use super::buffer::{self, Uninit};
 use super::by_channel::{self, ImageConv};
 use super::direct::{self, Padded, Plan};
 use rayon::prelude::*;
@@ -105,6 +106,7 @@ struct View {
 /// # Safety
 /// Every pointer must address its whole matrix under the given strides, and `dst` must not
 /// alias `lhs` or `rhs`.
+#[allow(clippy::too_many_arguments)]
 unsafe fn matmul(m: usize, n: usize, k: usize, dst: *mut f32, dst_rs: isize, dst_cs: isize, accumulate: bool, lhs: View, rhs: View) {
     // SAFETY: forwarded from the caller; `gemm` computes dst = alpha·dst + beta·lhs·rhs.
     unsafe {
@@ -213,7 +215,7 @@ pub fn conv2d_forward(g: &ConvGeometry, input: &[f32], weight: &[f32]) -> Vec<f3
 fn forward(g: &ConvGeometry, input: &[f32], weight: &[f32], plan: Plan) -> Vec<f32> {
     assert_eq!(input.len(), g.batch * g.image_len(), "conv2d: input size");
     assert_eq!(weight.len(), g.out_channels * g.depth(), "conv2d: weight size");
-    let mut output = uninit_vec(g.batch * g.out_image_len());
+    let mut output = buffer::uninit(g.batch * g.out_image_len());
     let (p, k, o) = (g.pixels(), g.depth(), g.out_channels);
     let ld = if g.is_pointwise() { p } else { leading_dim(p) };
     let col_len = if g.is_pointwise() || plan.forward { 0 } else { k * ld };
@@ -236,7 +238,7 @@ fn forward(g: &ConvGeometry, input: &[f32], weight: &[f32], plan: Plan) -> Vec<f
                     let padded = by_channel::pad_image(&ic, image, padded);
                     out_t.resize(g.out_image_len(), 0.0);
                     by_channel::forward_image(&ic, padded, weight_t, out_t);
-                    direct::transpose(out_t, p, o, out);
+                    direct::transpose_uninit(out_t, p, o, out);
                     return;
                 }
                 let cols: &[f32] = if g.is_pointwise() {
@@ -248,11 +250,14 @@ fn forward(g: &ConvGeometry, input: &[f32], weight: &[f32], plan: Plan) -> Vec<f
                 // outᵀ (P×O) = colsᵀ (P×K) · Wᵀ (K×O): the long side P is the GEMM's m.
                 let lhs = View { ptr: cols.as_ptr(), rs: 1, cs: ld as isize };
                 let rhs = View { ptr: wptr as *const f32, rs: 1, cs: k as isize };
+                // gemm does not promise to leave dst unread, so it gets initialised memory.
+                let out = buffer::zeroed(out);
                 // SAFETY: cols is K×P (stride ld), weight O×K, out O×P, all disjoint.
                 unsafe { matmul(p, o, k, out.as_mut_ptr(), 1, p as isize, false, lhs, rhs) };
             },
         );
-    output
+    // SAFETY: each image's output was written whole by one of the three kernels above.
+    unsafe { buffer::assume_init(output) }
 }
 
 /// Images whose weight gradients one task sums before the tasks' sums are added in order.
@@ -340,7 +345,7 @@ fn backward(
         .filter(|(tg, _)| tg.out_h() == g.height && tg.out_w() == g.width);
     let tld = leading_dim(plane);
     let tcol_len = transposed.as_ref().map_or(0, |(tg, _)| tg.depth() * tld);
-    let mut grad_in = if need_input_grad { uninit_vec(g.batch * g.image_len()) } else { Vec::new() };
+    let mut grad_in = if need_input_grad { buffer::uninit(g.batch * g.image_len()) } else { Vec::new() };
     let wptr = weight.as_ptr() as usize;
     // Direct input gradient: the forward kernel on dy with the flipped, transposed weights.
     let packed_t = if need_input_grad && plan.input_grad {
@@ -371,13 +376,13 @@ fn backward(
         // SAFETY: cols K×P, dy O×P, dw O×K (thread-local), disjoint.
         unsafe { matmul(k, o, p, s.dw.as_mut_ptr(), 1, k as isize, true, lhs, rhs) };
     };
-    let gemm_input_grad = |s: &mut Scratch, dy: &[f32], dx: &mut [f32]| {
+    let gemm_input_grad = |s: &mut Scratch, dy: &[f32], dx: &mut Uninit| {
         if let Some((tg, wt)) = &transposed {
             im2col(tg, dy, &mut s.tcol, tld);
             let lhs = View { ptr: s.tcol.as_ptr(), rs: 1, cs: tld as isize };
             let rhs = View { ptr: wt.as_ptr(), rs: 1, cs: tg.depth() as isize };
             // SAFETY: tcol (O·kh·kw)×HW, wt C×(O·kh·kw), dx C×HW, disjoint.
-            unsafe { matmul(plane, g.in_channels, tg.depth(), dx.as_mut_ptr(), 1, plane as isize, false, lhs, rhs) };
+            unsafe { matmul(plane, g.in_channels, tg.depth(), buffer::zeroed(dx).as_mut_ptr(), 1, plane as isize, false, lhs, rhs) };
         } else {
             // dcols (K×P) = Wᵀ (K×O) · dy (O×P), then scattered back (or dx itself for 1×1).
             for r in 0..o {
@@ -387,16 +392,15 @@ fn backward(
             let rhs = View { ptr: s.dy.as_ptr(), rs: ld as isize, cs: 1 };
             if g.is_pointwise() {
                 // SAFETY: weight O×C, dy O×HW, dx C×HW, disjoint.
-                unsafe { matmul(k, p, o, dx.as_mut_ptr(), p as isize, 1, false, lhs, rhs) };
+                unsafe { matmul(k, p, o, buffer::zeroed(dx).as_mut_ptr(), p as isize, 1, false, lhs, rhs) };
             } else {
                 // SAFETY: weight O×K, dy O×P, col K×P (thread-local), disjoint.
                 unsafe { matmul(k, p, o, s.col.as_mut_ptr(), ld as isize, 1, false, lhs, rhs) };
-                dx.fill(0.0);
-                col2im_add(g, &s.col, ld, dx);
+                col2im_add(g, &s.col, ld, buffer::zeroed(dx));
             }
         }
     };
-    let per_image = |s: &mut Scratch, image: &[f32], dy: &[f32], dx: Option<&mut [f32]>| {
+    let per_image = |s: &mut Scratch, image: &[f32], dy: &[f32], dx: Option<&mut Uninit>| {
         if plan.weight_grad {
             let padded = s.padded_x.fill(image, g.in_channels, g.height, g.width, 1);
             s.dy_t.resize(o * p, 0.0);
@@ -415,7 +419,7 @@ fn backward(
             let padded = by_channel::pad_image(ic, dy, &mut s.padded_dy);
             s.dy_t.resize(g.image_len(), 0.0);
             by_channel::forward_image(ic, padded, weight_t, &mut s.dy_t);
-            direct::transpose(&s.dy_t, plane, g.in_channels, dx);
+            direct::transpose_uninit(&s.dy_t, plane, g.in_channels, dx);
             return;
         }
         gemm_input_grad(s, dy, dx);
@@ -467,7 +471,9 @@ fn backward(
     for part in partials {
         grad_weight.iter_mut().zip(&part).for_each(|(a, b)| *a += b);
     }
-    (need_input_grad.then_some(grad_in), grad_weight)
+    // SAFETY: with need_input_grad, every image's dx was written whole by one of the paths of
+    // per_image (direct, by-channel, or zeroed and then written by GEMM or col2im).
+    (need_input_grad.then(|| unsafe { buffer::assume_init(grad_in) }), grad_weight)
 }
 
 /// `wt[c, o, i, j] = w[o, c, kh−1−i, kw−1−j]`: the kernel of the transposed convolution.
@@ -484,17 +490,6 @@ fn flip_transpose(g: &ConvGeometry, weight: &[f32]) -> Vec<f32> {
         }
     }
     wt
-}
-
-/// A vector of `len` floats whose contents every caller overwrites before reading.
-///
-/// Skipping the zero fill matters: these buffers are the largest allocations of a step, and
-/// zeroing them costs a full memory pass (and page faults) each time.
-pub(crate) fn uninit_vec(len: usize) -> Vec<f32> {
-    let mut v = Vec::with_capacity(len);
-    // SAFETY: f32 has no invalid bit patterns; every caller writes each element before use.
-    unsafe { v.set_len(len) };
-    v
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@
 //!
 //! [`Plan::new`] says which of them apply; the caller falls back to im2col + GEMM otherwise.
 
+use super::buffer::Uninit;
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
@@ -39,7 +40,7 @@ impl Plan {
     #[allow(clippy::too_many_arguments)]
     pub fn new(in_channels: usize, out_channels: usize, kernel: (usize, usize), stride: usize, pad: usize, width: usize) -> Self {
         let padded_3x3 = kernel == (3, 3) && pad == 1 && stride >= 1 && has_avx512();
-        let shape = padded_3x3 && stride == 1 && width % 16 == 0 && width > 0;
+        let shape = padded_3x3 && stride == 1 && width.is_multiple_of(16) && width > 0;
         Plan {
             by_channel: has_avx512(),
             forward: shape && out_channels.is_multiple_of(OUT_BLOCK),
@@ -122,7 +123,7 @@ pub fn pack_forward_weights(weight: &[f32], out_channels: usize, in_channels: us
 
 /// One image's convolution: `out [O][H][W]` from `padded` ([`pad_image`] of `[C][H][W]`) and
 /// [`pack_forward_weights`]. Requires [`Plan::forward`].
-pub fn forward_image(padded: &[f32], channels: usize, height: usize, width: usize, packed: &[f32], out_channels: usize, out: &mut [f32]) {
+pub fn forward_image(padded: &[f32], channels: usize, height: usize, width: usize, packed: &[f32], out_channels: usize, out: &mut Uninit) {
     assert!(padded.len() >= channels * (height + 2) * (width + 2), "direct conv: padded image size");
     assert_eq!(packed.len(), out_channels * channels * 9, "direct conv: weight size");
     assert_eq!(out.len(), out_channels * height * width, "direct conv: output size");
@@ -139,12 +140,12 @@ pub fn forward_image(padded: &[f32], channels: usize, height: usize, width: usiz
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn forward_avx512(padded: &[f32], channels: usize, height: usize, width: usize, packed: &[f32], out_channels: usize, out: &mut [f32]) {
+unsafe fn forward_avx512(padded: &[f32], channels: usize, height: usize, width: usize, packed: &[f32], out_channels: usize, out: &mut Uninit) {
     let wp = width + 2;
     let plane = (height + 2) * wp;
     let per_row = width / 16;
     let positions = height * per_row;
-    let (x, wts, y) = (padded.as_ptr(), packed.as_ptr(), out.as_mut_ptr());
+    let (x, wts, y) = (padded.as_ptr(), packed.as_ptr(), out.as_mut_ptr().cast::<f32>());
     // SAFETY (whole body): the caller checked the sizes; a vector at output (oy, ox) reads padded
     // rows oy..oy+2, columns ox..ox+17 < W+2, and writes out[o][oy][ox..ox+16].
     unsafe {
@@ -266,22 +267,37 @@ unsafe fn weight_grad_avx512(padded: &[f32], channels: usize, height: usize, wid
 /// `[rows][cols]` → `[cols][rows]` into `out`: 16×16 blocks in AVX-512 registers where the
 /// sizes allow, element by element otherwise.
 pub fn transpose(src: &[f32], rows: usize, cols: usize, out: &mut [f32]) {
-    assert_eq!(src.len(), rows * cols, "transpose: size");
     assert_eq!(out.len(), rows * cols, "transpose: output size");
+    // SAFETY: out holds rows·cols floats; only floats are written.
+    unsafe { transpose_raw(src, rows, cols, out.as_mut_ptr()) }
+}
+
+/// [`transpose`] into an unwritten output, which it writes completely.
+pub fn transpose_uninit(src: &[f32], rows: usize, cols: usize, out: &mut Uninit) {
+    assert_eq!(out.len(), rows * cols, "transpose: output size");
+    // SAFETY: out holds rows·cols elements, all of which are written below.
+    unsafe { transpose_raw(src, rows, cols, out.as_mut_ptr().cast::<f32>()) }
+}
+
+/// # Safety
+/// `out` addresses `rows·cols` writable floats that do not overlap `src`.
+unsafe fn transpose_raw(src: &[f32], rows: usize, cols: usize, out: *mut f32) {
+    assert_eq!(src.len(), rows * cols, "transpose: size");
     #[cfg(target_arch = "x86_64")]
     if rows.is_multiple_of(16) && cols.is_multiple_of(16) && has_avx512() {
         for r in (0..rows).step_by(16) {
             for c in (0..cols).step_by(16) {
                 // SAFETY: AVX-512F is present; the 16×16 block at (r, c) lies inside both
                 // matrices since rows and cols are multiples of 16.
-                unsafe { transpose_16x16(src.as_ptr().add(r * cols + c), cols, out.as_mut_ptr().add(c * rows + r), rows) };
+                unsafe { transpose_16x16(src.as_ptr().add(r * cols + c), cols, out.add(c * rows + r), rows) };
             }
         }
         return;
     }
     for r in 0..rows {
         for c in 0..cols {
-            out[c * rows + r] = src[r * cols + c];
+            // SAFETY: c·rows + r < rows·cols.
+            unsafe { out.add(c * rows + r).write(src[r * cols + c]) };
         }
     }
 }

@@ -14,6 +14,7 @@
 
 mod autodiff;
 pub mod batch_norm;
+pub mod buffer;
 pub mod by_channel;
 pub mod conv;
 pub mod direct;
