@@ -12,6 +12,31 @@ use burn::tensor::Tensor;
 
 /// `conv.forward(x)`, computed by [`ops::conv2d`] when the layer's shape allows.
 pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    let Some((stride, pad)) = fused_shape(conv) else {
+        return conv.forward(x);
+    };
+    let out = ops::conv2d(x, conv.weight.val(), stride, pad);
+    match &conv.bias {
+        Some(bias) => {
+            let [channels] = bias.shape().dims();
+            out + bias.val().reshape([1, channels, 1, 1])
+        }
+        None => out,
+    }
+}
+
+/// `conv.forward(x) + residual` (a residual block's last step), in one pass through
+/// [`ops::conv2d_add`] when the layer's shape allows.
+pub fn conv2d_add(conv: &Conv2d, x: Tensor<4>, residual: Tensor<4>) -> Tensor<4> {
+    match fused_shape(conv).filter(|_| conv.bias.is_none()) {
+        Some((stride, pad)) => ops::conv2d_add(x, conv.weight.val(), residual, stride, pad),
+        None => conv2d(conv, x) + residual,
+    }
+}
+
+/// `(stride, padding)` when the fused kernels cover the layer: one group, no dilation, a square
+/// kernel, equal strides and symmetric padding.
+fn fused_shape(conv: &Conv2d) -> Option<(usize, usize)> {
     let [kh, kw] = conv.kernel_size;
     let [sh, sw] = conv.stride;
     let pad = match conv.padding {
@@ -22,17 +47,7 @@ pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
         _ => None,
     };
     let fits = conv.groups == 1 && conv.dilation == [1, 1] && kh == kw && sh == sw;
-    let Some(pad) = pad.filter(|_| fits) else {
-        return conv.forward(x);
-    };
-    let out = ops::conv2d(x, conv.weight.val(), sh, pad);
-    match &conv.bias {
-        Some(bias) => {
-            let [channels] = bias.shape().dims();
-            out + bias.val().reshape([1, channels, 1, 1])
-        }
-        None => out,
-    }
+    pad.filter(|_| fits).map(|pad| (sh, pad))
 }
 
 /// `relu(bn.forward(x))` in one fused kernel, with burn's rules: batch statistics (and an update

@@ -1,7 +1,7 @@
 //! Wide Residual Network (pre-activation), as in the reference demo's `model_wideresnet.py`.
 
 use super::init::{conv_he_fan_out, linear_glorot};
-use super::layers::{batch_norm_relu, conv2d};
+use super::layers::{batch_norm_relu, conv2d, conv2d_add};
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
 use burn::nn::{BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear};
@@ -68,13 +68,12 @@ impl BasicBlock {
         let activated = batch_norm_relu(&self.bn1, x.clone());
         let out = conv2d(&self.conv1, activated.clone());
         let out = self.dropout.forward(batch_norm_relu(&self.bn2, out));
-        let out = conv2d(&self.conv2, out);
         // As in the demo: the projection sees the activated input, the identity the raw input.
         let residual = match &self.shortcut {
             Some(projection) => conv2d(projection, activated),
             None => x,
         };
-        residual + out
+        conv2d_add(&self.conv2, out, residual)
     }
 }
 

@@ -36,6 +36,36 @@ impl Backward<Flex, 2> for Conv2dBackward {
     }
 }
 
+/// Backward of convolution + residual: the convolution's gradients, and the output gradient
+/// itself for the residual.
+#[derive(Debug)]
+struct Conv2dAddBackward;
+
+impl Backward<Flex, 3> for Conv2dAddBackward {
+    /// Checkpointed input and weight, stride, padding.
+    type State = (NodeId, NodeId, usize, usize);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
+        let [node_x, node_weight, node_residual] = ops.parents;
+        let grad = grads.consume::<Flex>(&ops.node);
+        let (x_state, weight_state, stride, pad) = ops.state;
+        if node_x.is_some() || node_weight.is_some() {
+            let x: FlexTensor = checkpointer.retrieve_node_output(x_state);
+            let weight: FlexTensor = checkpointer.retrieve_node_output(weight_state);
+            let (dx, dw) = conv2d_backward(&x, &weight, &grad, stride, pad, node_x.is_some());
+            if let (Some(node), Some(dx)) = (node_x, dx) {
+                grads.register::<Flex>(node.id, dx);
+            }
+            if let Some(node) = node_weight {
+                grads.register::<Flex>(node.id, dw);
+            }
+        }
+        if let Some(node) = node_residual {
+            grads.register::<Flex>(node.id, grad);
+        }
+    }
+}
+
 /// What the batch-norm backward needs from its forward.
 #[derive(Debug, Clone)]
 struct BnState {
@@ -121,6 +151,31 @@ impl<C: CheckpointStrategy> CpuKernels for Autodiff<Flex, C> {
             OpsKind::UnTracked(prep) => {
                 prep.finish(Flex::conv2d_fused(x.into_primitive(), weight.into_primitive(), stride, pad))
             }
+        }
+    }
+
+    fn conv2d_add_fused(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        residual: FloatTensor<Self>,
+        stride: usize,
+        pad: usize,
+    ) -> FloatTensor<Self> {
+        let prep = Conv2dAddBackward.prepare::<C>([x.node(), weight.node(), residual.node()]).compute_bound().stateful();
+        match prep {
+            OpsKind::Tracked(mut prep) => {
+                let x_state = prep.checkpoint(&x);
+                let weight_state = prep.checkpoint(&weight);
+                let out = Flex::conv2d_add_fused(x.into_primitive(), weight.into_primitive(), residual.into_primitive(), stride, pad);
+                prep.finish((x_state, weight_state, stride, pad), out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(Flex::conv2d_add_fused(
+                x.into_primitive(),
+                weight.into_primitive(),
+                residual.into_primitive(),
+                stride,
+                pad,
+            )),
         }
     }
 

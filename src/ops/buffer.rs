@@ -36,5 +36,14 @@ pub fn zeroed(out: &mut Uninit) -> &mut [f32] {
         x.write(0.0);
     }
     // SAFETY: every element was just written.
+    unsafe { assume_init_mut(out) }
+}
+
+/// A fully written slice as floats.
+///
+/// # Safety
+/// Every element of `out` has been written.
+pub unsafe fn assume_init_mut(out: &mut Uninit) -> &mut [f32] {
+    // SAFETY: MaybeUninit<f32> has f32's layout; the caller guarantees initialisation.
     unsafe { &mut *(out as *mut Uninit as *mut [f32]) }
 }

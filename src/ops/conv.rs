@@ -208,11 +208,19 @@ fn col2im_add(g: &ConvGeometry, col: &[f32], ld: usize, image: &mut [f32]) {
 
 /// Forward convolution without bias: returns `[N, O, Ho, Wo]`.
 pub fn conv2d_forward(g: &ConvGeometry, input: &[f32], weight: &[f32]) -> Vec<f32> {
-    forward(g, input, weight, g.direct_plan())
+    forward(g, input, weight, None, g.direct_plan())
 }
 
-/// [`conv2d_forward`] with the choice of direct kernels made by the caller (tests compare both).
-fn forward(g: &ConvGeometry, input: &[f32], weight: &[f32], plan: Plan) -> Vec<f32> {
+/// `conv2d_forward(input, weight) + residual`: the residual is added to each image's output
+/// while it is still in cache, instead of in a separate pass over both tensors.
+pub fn conv2d_forward_add(g: &ConvGeometry, input: &[f32], weight: &[f32], residual: &[f32]) -> Vec<f32> {
+    assert_eq!(residual.len(), g.batch * g.out_image_len(), "conv2d: residual size");
+    forward(g, input, weight, Some(residual), g.direct_plan())
+}
+
+/// [`conv2d_forward`] (plus an optional residual) with the choice of direct kernels made by the
+/// caller (tests compare both).
+fn forward(g: &ConvGeometry, input: &[f32], weight: &[f32], residual: Option<&[f32]>, plan: Plan) -> Vec<f32> {
     assert_eq!(input.len(), g.batch * g.image_len(), "conv2d: input size");
     assert_eq!(weight.len(), g.out_channels * g.depth(), "conv2d: weight size");
     let mut output = buffer::uninit(g.batch * g.out_image_len());
@@ -222,40 +230,44 @@ fn forward(g: &ConvGeometry, input: &[f32], weight: &[f32], plan: Plan) -> Vec<f
     let packed = if plan.forward { direct::pack_forward_weights(weight, o, g.in_channels) } else { Vec::new() };
     let by_channel = (!plan.forward && plan.by_channel && g.image_conv().supported()).then(|| by_channel::transpose_weights(weight, o));
     let wptr = weight.as_ptr() as usize;
-    output
-        .par_chunks_mut(g.out_image_len())
-        .zip(input.par_chunks(g.image_len()))
-        .for_each_init(
-            || (vec![0.0f32; if by_channel.is_some() { 0 } else { col_len }], Padded::default(), Vec::new()),
-            |(col, padded, out_t), (out, image)| {
-                if plan.forward {
-                    let padded = padded.fill(image, g.in_channels, g.height, g.width, 1);
-                    direct::forward_image(padded, g.in_channels, g.height, g.width, &packed, o, out);
-                    return;
-                }
-                if let Some(weight_t) = &by_channel {
-                    let ic = g.image_conv();
-                    let padded = by_channel::pad_image(&ic, image, padded);
-                    out_t.resize(g.out_image_len(), 0.0);
-                    by_channel::forward_image(&ic, padded, weight_t, out_t);
-                    direct::transpose_uninit(out_t, p, o, out);
-                    return;
-                }
+    let len = g.out_image_len();
+    output.par_chunks_mut(len).zip(input.par_chunks(g.image_len())).enumerate().for_each_init(
+        || (vec![0.0f32; if by_channel.is_some() { 0 } else { col_len }], Padded::default(), Vec::new()),
+        |(col, padded, out_t), (n, (out, image))| {
+            let out: &mut [f32] = if plan.forward {
+                let padded = padded.fill(image, g.in_channels, g.height, g.width, 1);
+                direct::forward_image(padded, g.in_channels, g.height, g.width, &packed, o, out);
+                // SAFETY: forward_image wrote the whole image.
+                unsafe { buffer::assume_init_mut(out) }
+            } else if let Some(weight_t) = &by_channel {
+                let ic = g.image_conv();
+                let padded = by_channel::pad_image(&ic, image, padded);
+                out_t.resize(len, 0.0);
+                by_channel::forward_image(&ic, padded, weight_t, out_t);
+                direct::transpose_uninit(out_t, p, o, out);
+                // SAFETY: transpose_uninit wrote the whole image.
+                unsafe { buffer::assume_init_mut(out) }
+            } else {
                 let cols: &[f32] = if g.is_pointwise() {
                     image
                 } else {
                     im2col(g, image, col, ld);
                     col
                 };
-                // outᵀ (P×O) = colsᵀ (P×K) · Wᵀ (K×O): the long side P is the GEMM's m.
+                // outᵀ (P×O) = colsᵀ (P×K) · Wᵀ (K×O): the long side P is the GEMM's m. gemm
+                // does not promise to leave dst unread, so it gets initialised memory.
+                let out = buffer::zeroed(out);
                 let lhs = View { ptr: cols.as_ptr(), rs: 1, cs: ld as isize };
                 let rhs = View { ptr: wptr as *const f32, rs: 1, cs: k as isize };
-                // gemm does not promise to leave dst unread, so it gets initialised memory.
-                let out = buffer::zeroed(out);
                 // SAFETY: cols is K×P (stride ld), weight O×K, out O×P, all disjoint.
                 unsafe { matmul(p, o, k, out.as_mut_ptr(), 1, p as isize, false, lhs, rhs) };
-            },
-        );
+                out
+            };
+            if let Some(residual) = residual {
+                out.iter_mut().zip(&residual[n * len..(n + 1) * len]).for_each(|(y, r)| *y += r);
+            }
+        },
+    );
     // SAFETY: each image's output was written whole by one of the three kernels above.
     unsafe { buffer::assume_init(output) }
 }
@@ -659,8 +671,10 @@ mod tests {
                     assert!((p - q).abs() < 1e-4 * (1.0 + q.abs()), "{g:?} {what}: {p} vs {q}");
                 }
             };
-            close(&forward(g, &x, &w, plan), &forward(g, &x, &w, none), "forward");
-            close(&forward(g, &x, &w, plan), &naive(g, &x, &w), "forward vs loops");
+            close(&forward(g, &x, &w, None, plan), &forward(g, &x, &w, None, none), "forward");
+            close(&forward(g, &x, &w, None, plan), &naive(g, &x, &w), "forward vs loops");
+            let with_res: Vec<f32> = naive(g, &x, &w).iter().zip(&dy).map(|(a, b)| a + b).collect();
+            close(&forward(g, &x, &w, Some(&dy), plan), &with_res, "forward + residual");
             let (dx, dw) = backward(g, &x, &w, &dy, true, plan);
             let (dx_ref, dw_ref) = backward(g, &x, &w, &dy, true, none);
             close(&dx.unwrap(), &dx_ref.unwrap(), "input gradient");

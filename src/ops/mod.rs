@@ -33,6 +33,16 @@ pub trait CpuKernels: Backend {
     /// Convolution without bias, square kernel, equal stride and zero padding on both axes.
     fn conv2d_fused(x: FloatTensor<Self>, weight: FloatTensor<Self>, stride: usize, pad: usize) -> FloatTensor<Self>;
 
+    /// `conv2d_fused(x, weight) + residual` (a ResNet block's last convolution and its
+    /// shortcut), the sum formed while each image's output is in cache.
+    fn conv2d_add_fused(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        residual: FloatTensor<Self>,
+        stride: usize,
+        pad: usize,
+    ) -> FloatTensor<Self>;
+
     /// Training-mode batch norm (batch statistics), then ReLU when `relu`.
     fn batch_norm_relu_train(
         x: FloatTensor<Self>,
@@ -70,6 +80,17 @@ pub struct BatchNormTrain<B: Backend> {
 /// `y = conv2d(x, weight)` for `x: [N, C, H, W]`, `weight: [O, C, k, k]`, no bias.
 pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, stride: usize, pad: usize) -> Tensor<4> {
     Tensor::from_dispatch(Dispatch::conv2d_fused(x.into_dispatch(), weight.into_dispatch(), stride, pad))
+}
+
+/// `conv2d(x, weight, stride, pad) + residual`, `residual` shaped like the output.
+pub fn conv2d_add(x: Tensor<4>, weight: Tensor<4>, residual: Tensor<4>, stride: usize, pad: usize) -> Tensor<4> {
+    Tensor::from_dispatch(Dispatch::conv2d_add_fused(
+        x.into_dispatch(),
+        weight.into_dispatch(),
+        residual.into_dispatch(),
+        stride,
+        pad,
+    ))
 }
 
 /// Training-mode batch norm of `x: [N, C, ...]` (then ReLU when `relu`): `(output, mean, var)`.
@@ -154,6 +175,14 @@ impl CpuKernels for Flex {
         let g = conv_geometry(&x, &weight, stride, pad);
         let out = conv::conv2d_forward(&g, &values(&x), &values(&weight));
         tensor(out, vec![g.batch, g.out_channels, g.out_h(), g.out_w()])
+    }
+
+    fn conv2d_add_fused(x: FlexTensor, weight: FlexTensor, residual: FlexTensor, stride: usize, pad: usize) -> FlexTensor {
+        let g = conv_geometry(&x, &weight, stride, pad);
+        let shape = vec![g.batch, g.out_channels, g.out_h(), g.out_w()];
+        assert_eq!(residual.shape().to_vec(), shape, "conv2d + residual: residual shape");
+        let out = conv::conv2d_forward_add(&g, &values(&x), &values(&weight), &values(&residual));
+        tensor(out, shape)
     }
 
     fn batch_norm_relu_train(x: FlexTensor, gamma: FlexTensor, beta: FlexTensor, epsilon: f64, relu: bool) -> BatchNormTrain<Self> {

@@ -1,7 +1,7 @@
 //! Each fused kernel against burn's reference operations, forward and backward, through the
 //! public tensor functions (so the dispatch and autodiff registration are covered too).
 
-use super::{batch_norm_eval, batch_norm_train, conv2d};
+use super::{batch_norm_eval, batch_norm_train, conv2d, conv2d_add};
 use burn::tensor::activation::relu;
 use burn::tensor::module::{batch_norm, batch_norm_train as burn_batch_norm_train, conv2d as burn_conv2d};
 use burn::tensor::ops::ConvOptions;
@@ -90,5 +90,24 @@ fn batch_norm_relu_matches_burn_forward_and_backward() {
         let g_ours = (eval(x.clone(), false) * probe.clone()).sum().backward();
         let g_ref = (eval_ref(x.clone(), false) * probe).sum().backward();
         assert_close(x.grad(&g_ours).unwrap(), x.grad(&g_ref).unwrap(), "bn eval dx");
+    }
+}
+
+#[test]
+fn conv2d_add_matches_burn_conv_plus_residual() {
+    for (i, &(n, c, size, o)) in [(2, 8, 16, 16), (2, 3, 7, 4)].iter().enumerate() {
+        let seed = 100 + 10 * i as u64;
+        let x = random([n, c, size, size], seed).require_grad();
+        let w = random([o, c, 3, 3], seed + 1).require_grad();
+        let residual = random([n, o, size, size], seed + 2).require_grad();
+        let probe = random([n, o, size, size], seed + 3);
+        let ours = conv2d_add(x.clone(), w.clone(), residual.clone(), 1, 1);
+        let reference = burn_conv2d(x.clone(), w.clone(), None, ConvOptions::new([1, 1], [1, 1], [1, 1], 1)) + residual.clone();
+        assert_close(ours.clone(), reference.clone(), "conv+add forward");
+        let g_ours = (ours * probe.clone()).sum().backward();
+        let g_ref = (reference * probe).sum().backward();
+        assert_close(x.grad(&g_ours).unwrap(), x.grad(&g_ref).unwrap(), "conv+add dx");
+        assert_close(w.grad(&g_ours).unwrap(), w.grad(&g_ref).unwrap(), "conv+add dw");
+        assert_close(residual.grad(&g_ours).unwrap(), residual.grad(&g_ref).unwrap(), "conv+add dresidual");
     }
 }
