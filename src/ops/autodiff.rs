@@ -23,16 +23,30 @@ impl Backward<Flex, 2> for Conv2dBackward {
     fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
         let [node_x, node_weight] = ops.parents;
         let grad = grads.consume::<Flex>(&ops.node);
-        let (x_state, weight_state, stride, pad) = ops.state;
-        let x: FlexTensor = checkpointer.retrieve_node_output(x_state);
-        let weight: FlexTensor = checkpointer.retrieve_node_output(weight_state);
-        let (dx, dw) = conv2d_backward(&x, &weight, &grad, stride, pad, node_x.is_some());
-        if let (Some(node), Some(dx)) = (node_x, dx) {
-            grads.register::<Flex>(node.id, dx);
-        }
-        if let Some(node) = node_weight {
-            grads.register::<Flex>(node.id, dw);
-        }
+        register_conv_grads(ops.state, [node_x.map(|n| n.id), node_weight.map(|n| n.id)], &grad, grads, checkpointer);
+    }
+}
+
+/// Computes and registers the input and weight gradients of a convolution for the nodes that
+/// need them, from the checkpointed input and weight.
+fn register_conv_grads(
+    (x_state, weight_state, stride, pad): (NodeId, NodeId, usize, usize),
+    [node_x, node_weight]: [Option<NodeId>; 2],
+    grad: &FlexTensor,
+    grads: &mut Gradients,
+    checkpointer: &mut Checkpointer,
+) {
+    if node_x.is_none() && node_weight.is_none() {
+        return;
+    }
+    let x: FlexTensor = checkpointer.retrieve_node_output(x_state);
+    let weight: FlexTensor = checkpointer.retrieve_node_output(weight_state);
+    let (dx, dw) = conv2d_backward(&x, &weight, grad, stride, pad, node_x.is_some());
+    if let (Some(id), Some(dx)) = (node_x, dx) {
+        grads.register::<Flex>(id, dx);
+    }
+    if let Some(id) = node_weight {
+        grads.register::<Flex>(id, dw);
     }
 }
 
@@ -48,18 +62,7 @@ impl Backward<Flex, 3> for Conv2dAddBackward {
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
         let [node_x, node_weight, node_residual] = ops.parents;
         let grad = grads.consume::<Flex>(&ops.node);
-        let (x_state, weight_state, stride, pad) = ops.state;
-        if node_x.is_some() || node_weight.is_some() {
-            let x: FlexTensor = checkpointer.retrieve_node_output(x_state);
-            let weight: FlexTensor = checkpointer.retrieve_node_output(weight_state);
-            let (dx, dw) = conv2d_backward(&x, &weight, &grad, stride, pad, node_x.is_some());
-            if let (Some(node), Some(dx)) = (node_x, dx) {
-                grads.register::<Flex>(node.id, dx);
-            }
-            if let Some(node) = node_weight {
-                grads.register::<Flex>(node.id, dw);
-            }
-        }
+        register_conv_grads(ops.state, [node_x.map(|n| n.id), node_weight.map(|n| n.id)], &grad, grads, checkpointer);
         if let Some(node) = node_residual {
             grads.register::<Flex>(node.id, grad);
         }

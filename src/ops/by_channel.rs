@@ -6,63 +6,33 @@
 //!
 //! The result is pixel-major, `[Ho·Wo][O]`; the caller transposes it into NCHW.
 
+use super::conv::ConvGeometry;
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
-/// One image's convolution geometry (square padding and stride on both axes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ImageConv {
-    /// Input channels.
-    pub in_channels: usize,
-    /// Input height.
-    pub height: usize,
-    /// Input width.
-    pub width: usize,
-    /// Output channels (a multiple of 16).
-    pub out_channels: usize,
-    /// Kernel height.
-    pub kernel_h: usize,
-    /// Kernel width.
-    pub kernel_w: usize,
-    /// Stride.
-    pub stride: usize,
-    /// Zero padding.
-    pub pad: usize,
+/// Output vectors × pixels per register block for this many output channels: 12–24
+/// accumulators, and few enough pixels that their offsets stay in general registers.
+fn block(out_channels: usize) -> (usize, usize) {
+    match out_channels {
+        o if o.is_multiple_of(64) => (4, 6),
+        o if o.is_multiple_of(32) => (2, 8),
+        _ => (1, 12),
+    }
 }
 
-impl ImageConv {
-    fn out_h(&self) -> usize {
-        (self.height + 2 * self.pad - self.kernel_h) / self.stride + 1
-    }
+/// Whether the kernel applies to `g` (of which it reads one image at a time) on this CPU.
+pub fn supported(g: &ConvGeometry) -> bool {
+    let pixels = g.out_h() * g.out_w();
+    g.out_channels.is_multiple_of(16) && g.out_channels > 0 && pixels >= block(g.out_channels).1 && super::direct::has_avx512()
+}
 
-    fn out_w(&self) -> usize {
-        (self.width + 2 * self.pad - self.kernel_w) / self.stride + 1
-    }
-
-    /// Output vectors × pixels per register block for this many output channels: 12–24
-    /// accumulators, and few enough pixels that their offsets stay in general registers.
-    fn block(&self) -> (usize, usize) {
-        match self.out_channels {
-            o if o.is_multiple_of(64) => (4, 6),
-            o if o.is_multiple_of(32) => (2, 8),
-            _ => (1, 12),
-        }
-    }
-
-    /// Whether the kernel applies on this CPU.
-    pub fn supported(&self) -> bool {
-        let pixels = self.out_h() * self.out_w();
-        self.out_channels.is_multiple_of(16) && self.out_channels > 0 && pixels >= self.block().1 && super::direct::has_avx512()
-    }
-
-    /// Floats of the zero-padded input image, `[C][H+2p][W+2p]`.
-    pub fn padded_len(&self) -> usize {
-        self.in_channels * (self.height + 2 * self.pad) * (self.width + 2 * self.pad)
-    }
+/// Floats of one zero-padded input image, `[C][H+2p][W+2p]`.
+fn padded_len(g: &ConvGeometry) -> usize {
+    g.in_channels * (g.height + 2 * g.pad) * (g.width + 2 * g.pad)
 }
 
 /// The zero-padded copy of one input image this kernel reads.
-pub fn pad_image<'a>(g: &ImageConv, image: &[f32], buf: &'a mut super::direct::Padded) -> &'a [f32] {
+pub fn pad_image<'a>(g: &ConvGeometry, image: &[f32], buf: &'a mut super::direct::Padded) -> &'a [f32] {
     buf.fill(image, g.in_channels, g.height, g.width, g.pad)
 }
 
@@ -79,10 +49,10 @@ pub fn transpose_weights(weight: &[f32], out_channels: usize) -> Vec<f32> {
 }
 
 /// `out_t [Ho·Wo][O]` of one image from `padded` ([`pad_image`]) and [`transpose_weights`].
-/// Requires [`ImageConv::supported`].
-pub fn forward_image(g: &ImageConv, padded: &[f32], weight_t: &[f32], out_t: &mut [f32]) {
-    assert!(g.supported(), "by-channel conv: unsupported geometry {g:?}");
-    assert_eq!(padded.len(), g.padded_len(), "by-channel conv: padded image size");
+/// Requires [`supported`].
+pub fn forward_image(g: &ConvGeometry, padded: &[f32], weight_t: &[f32], out_t: &mut [f32]) {
+    assert!(supported(g), "by-channel conv: unsupported geometry {g:?}");
+    assert_eq!(padded.len(), padded_len(g), "by-channel conv: padded image size");
     assert_eq!(weight_t.len(), g.in_channels * g.kernel_h * g.kernel_w * g.out_channels, "by-channel conv: weight size");
     assert_eq!(out_t.len(), g.out_h() * g.out_w() * g.out_channels, "by-channel conv: output size");
     let wp = g.width + 2 * g.pad;
@@ -99,7 +69,7 @@ pub fn forward_image(g: &ImageConv, padded: &[f32], weight_t: &[f32], out_t: &mu
     // SAFETY: AVX-512F is present (supported()); every tap offset plus pixel offset lies inside
     // the padded image, and the output and weight sizes were checked above.
     unsafe {
-        match g.block() {
+        match block(g.out_channels) {
             (4, 6) => kernel::<4, 6>(padded, &taps, &pixels, weight_t, g.out_channels, out_t),
             (2, 8) => kernel::<2, 8>(padded, &taps, &pixels, weight_t, g.out_channels, out_t),
             _ => kernel::<1, 12>(padded, &taps, &pixels, weight_t, g.out_channels, out_t),

@@ -10,7 +10,7 @@
 //! (`K = C·kh·kw`) whose column index matches the row index of the im2col matrix.
 
 use super::buffer::{self, Uninit};
-use super::by_channel::{self, ImageConv};
+use super::by_channel;
 use super::direct::{self, Padded, Plan};
 use rayon::prelude::*;
 
@@ -71,20 +71,6 @@ impl ConvGeometry {
     /// The direct kernels that apply to this convolution on this CPU.
     fn direct_plan(&self) -> Plan {
         Plan::new(self.in_channels, self.out_channels, (self.kernel_h, self.kernel_w), self.stride, self.pad, self.width)
-    }
-
-    /// This convolution as the by-channel kernel sees one image.
-    fn image_conv(&self) -> ImageConv {
-        ImageConv {
-            in_channels: self.in_channels,
-            height: self.height,
-            width: self.width,
-            out_channels: self.out_channels,
-            kernel_h: self.kernel_h,
-            kernel_w: self.kernel_w,
-            stride: self.stride,
-            pad: self.pad,
-        }
     }
 
     /// Whether the columns are the image itself (1×1, stride 1, no padding): no im2col.
@@ -228,7 +214,7 @@ fn forward(g: &ConvGeometry, input: &[f32], weight: &[f32], residual: Option<&[f
     let ld = if g.is_pointwise() { p } else { leading_dim(p) };
     let col_len = if g.is_pointwise() || plan.forward { 0 } else { k * ld };
     let packed = if plan.forward { direct::pack_forward_weights(weight, o, g.in_channels) } else { Vec::new() };
-    let by_channel = (!plan.forward && plan.by_channel && g.image_conv().supported()).then(|| by_channel::transpose_weights(weight, o));
+    let by_channel = (!plan.forward && plan.by_channel && by_channel::supported(g)).then(|| by_channel::transpose_weights(weight, o));
     let wptr = weight.as_ptr() as usize;
     let len = g.out_image_len();
     output.par_chunks_mut(len).zip(input.par_chunks(g.image_len())).enumerate().for_each_init(
@@ -240,10 +226,9 @@ fn forward(g: &ConvGeometry, input: &[f32], weight: &[f32], residual: Option<&[f
                 // SAFETY: forward_image wrote the whole image.
                 unsafe { buffer::assume_init_mut(out) }
             } else if let Some(weight_t) = &by_channel {
-                let ic = g.image_conv();
-                let padded = by_channel::pad_image(&ic, image, padded);
+                let padded = by_channel::pad_image(g, image, padded);
                 out_t.resize(len, 0.0);
-                by_channel::forward_image(&ic, padded, weight_t, out_t);
+                by_channel::forward_image(g, padded, weight_t, out_t);
                 direct::transpose_uninit(out_t, p, o, out);
                 // SAFETY: transpose_uninit wrote the whole image.
                 unsafe { buffer::assume_init_mut(out) }
@@ -368,9 +353,8 @@ fn backward(
     // Otherwise, for stride 1, the by-channel kernel on dy with the flipped, transposed weights.
     let by_channel_t = transposed
         .as_ref()
-        .map(|(tg, wt)| (tg.image_conv(), wt))
-        .filter(|(ic, _)| need_input_grad && !plan.input_grad && plan.by_channel && ic.supported())
-        .map(|(ic, wt)| (ic, by_channel::transpose_weights(wt, g.in_channels)));
+        .filter(|(tg, _)| need_input_grad && !plan.input_grad && plan.by_channel && by_channel::supported(tg))
+        .map(|(tg, wt)| (tg, by_channel::transpose_weights(wt, g.in_channels)));
     let gemm_weight_grad = |s: &mut Scratch, image: &[f32], dy: &[f32]| {
         // The image's columns, and its output gradient, with padded rows (see leading_dim).
         let (cols, cld): (&[f32], usize) = if g.is_pointwise() {
@@ -427,10 +411,10 @@ fn backward(
             direct::forward_image(padded, o, g.height, g.width, &packed_t, g.in_channels, dx);
             return;
         }
-        if let Some((ic, weight_t)) = &by_channel_t {
-            let padded = by_channel::pad_image(ic, dy, &mut s.padded_dy);
+        if let Some((tg, weight_t)) = &by_channel_t {
+            let padded = by_channel::pad_image(tg, dy, &mut s.padded_dy);
             s.dy_t.resize(g.image_len(), 0.0);
-            by_channel::forward_image(ic, padded, weight_t, &mut s.dy_t);
+            by_channel::forward_image(tg, padded, weight_t, &mut s.dy_t);
             direct::transpose_uninit(&s.dy_t, plane, g.in_channels, dx);
             return;
         }
