@@ -76,6 +76,23 @@ pub fn forward_eval(g: &BnGeometry, x: &[f32], gamma: &[f32], beta: &[f32], mean
     normalize(g, x, &affine(gamma, beta, mean, var, epsilon), relu)
 }
 
+/// [`forward_eval`] writing the result over `x` itself.
+#[allow(clippy::too_many_arguments)]
+pub fn forward_eval_in_place(g: &BnGeometry, x: &mut [f32], gamma: &[f32], beta: &[f32], mean: &[f32], var: &[f32], epsilon: f64, relu: bool) {
+    assert_eq!(x.len(), g.batch * g.channels * g.plane, "batch norm: input size");
+    let coef = affine(gamma, beta, mean, var, epsilon);
+    x.par_chunks_mut(g.channels * g.plane).for_each(|xi| {
+        for (c, &(scale, shift)) in coef.iter().enumerate() {
+            let plane = &mut xi[c * g.plane..(c + 1) * g.plane];
+            if relu {
+                plane.iter_mut().for_each(|v| *v = (scale * *v + shift).max(0.0));
+            } else {
+                plane.iter_mut().for_each(|v| *v = scale * *v + shift);
+            }
+        }
+    });
+}
+
 /// Per-channel `(scale, shift)` with `y = scale·x + shift`.
 fn affine(gamma: &[f32], beta: &[f32], mean: &[f32], var: &[f32], epsilon: f64) -> Vec<(f32, f32)> {
     (0..gamma.len())
@@ -284,6 +301,9 @@ mod tests {
             for (a, b) in eval.iter().zip(&out.output) {
                 assert!((a - b).abs() < 1e-5);
             }
+            let mut in_place = x.clone();
+            forward_eval_in_place(&g, &mut in_place, &gamma, &beta, &out.mean, &out.var, eps, relu);
+            assert_eq!(in_place, eval);
             // Loss L = Σ w·y: compare the analytic gradients with central differences in f64.
             let w = values(x.len(), 4);
             let loss = |x: &[f32], gamma: &[f32], beta: &[f32]| {

@@ -135,6 +135,13 @@ fn values(tensor: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
     }
 }
 
+/// Whether `t` owns its buffer alone and is a plain contiguous `f32` tensor, so that an
+/// operation may write its result into it in place.
+fn exclusive(t: &FlexTensor) -> bool {
+    let n = t.shape().num_elements();
+    t.dtype() == DType::F32 && t.is_unique() && t.is_contiguous() && t.layout().start_offset() == 0 && t.bytes().len() == n * 4
+}
+
 /// A contiguous Flex tensor of `shape` holding `data`.
 fn tensor(data: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
     FlexTensor::new(Bytes::from_elems(data), Layout::contiguous(Shape::from(shape)), DType::F32)
@@ -196,7 +203,7 @@ impl CpuKernels for Flex {
     }
 
     fn batch_norm_relu_eval(
-        x: FlexTensor,
+        mut x: FlexTensor,
         gamma: FlexTensor,
         beta: FlexTensor,
         mean: FlexTensor,
@@ -205,16 +212,16 @@ impl CpuKernels for Flex {
         relu: bool,
     ) -> FlexTensor {
         let g = bn_geometry(&x);
-        let out = batch_norm::forward_eval(
-            &g,
-            &values(&x),
-            &values(&gamma),
-            &values(&beta),
-            &values(&mean),
-            &values(&var),
-            epsilon,
-            relu,
-        );
+        let (gamma, beta, mean, var) = (values(&gamma), values(&beta), values(&mean), values(&var));
+        // An activation nobody else holds (a convolution's fresh output, at inference) is
+        // normalised where it lies: no new buffer, one pass.
+        if exclusive(&x) {
+            let data = x.try_storage_mut::<f32>().expect("unique tensor");
+            batch_norm::forward_eval_in_place(&g, data, &gamma, &beta, &mean, &var, epsilon, relu);
+            return x;
+        }
+        let out = batch_norm::forward_eval(&g, &values(&x), &gamma, &beta, &mean, &var, epsilon, relu);
         tensor(out, x.shape().to_vec())
     }
+
 }

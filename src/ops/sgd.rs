@@ -4,7 +4,7 @@
 //! allocating a new tensor; on the MLP that was a third of a training step. The arithmetic (and
 //! its f32 rounding) is the same as those six operations.
 
-use super::{tensor, values};
+use super::{exclusive, tensor, values};
 use burn::backend::flex::{Flex, FlexTensor};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Dispatch, ExtensionType, TensorMetadata, backend_extension};
@@ -51,13 +51,6 @@ pub fn sgd_update<const D: usize>(
 
 /// Elements per parallel task.
 const CHUNK: usize = 1 << 15;
-
-/// Whether `t` owns its buffer alone and is a plain contiguous tensor, so it can be written in
-/// place.
-fn exclusive(t: &FlexTensor) -> bool {
-    let n = t.shape().num_elements();
-    t.is_unique() && t.is_contiguous() && t.layout().start_offset() == 0 && t.bytes().len() == n * 4
-}
 
 impl CpuOptim for Flex {
     fn sgd_update(
