@@ -5,6 +5,7 @@
 //! (groups, dilation, asymmetric padding) falls back to burn's own forward.
 
 use crate::ops;
+use crate::ops::inference::BnParams;
 use burn::nn::conv::Conv2d;
 use burn::module::RunningState;
 use burn::nn::{BatchNorm, PaddingConfig2d};
@@ -31,6 +32,33 @@ pub fn conv2d_add(conv: &Conv2d, x: Tensor<4>, residual: Tensor<4>) -> Tensor<4>
     match fused_shape(conv).filter(|_| conv.bias.is_none()) {
         Some((stride, pad)) => ops::conv2d_add(x, conv.weight.val(), residual, stride, pad),
         None => conv2d(conv, x) + residual,
+    }
+}
+
+/// `conv.forward(relu(bn.forward(x))) [+ residual]`. At inference (a plain device) the batch
+/// norm + ReLU is folded into the convolution's reading of its input
+/// ([`ops::inference`]); in training, and for layers the kernels do not cover, it is
+/// [`batch_norm_relu`] then [`conv2d`] / [`conv2d_add`].
+pub fn bn_relu_conv(bn: &BatchNorm, conv: &Conv2d, x: Tensor<4>, residual: Option<Tensor<4>>) -> Tensor<4> {
+    let device = x.device();
+    match fused_shape(conv).filter(|_| !device.is_autodiff() && conv.bias.is_none()) {
+        Some((stride, pad)) => {
+            let params = BnParams {
+                gamma: bn.gamma.val(),
+                beta: bn.beta.val(),
+                mean: bn.running_mean.value().to_device(&device),
+                var: bn.running_var.value().to_device(&device),
+                epsilon: bn.epsilon,
+            };
+            ops::inference::conv2d_after_bn_relu(x, conv.weight.val(), residual, params, stride, pad)
+        }
+        None => {
+            let activated = batch_norm_relu(bn, x);
+            match residual {
+                Some(residual) => conv2d_add(conv, activated, residual),
+                None => conv2d(conv, activated),
+            }
+        }
     }
 }
 
@@ -123,6 +151,21 @@ mod tests {
         let x = x.inner();
         batch_norm_relu(&ours, x.clone())
             .into_data()
-            .assert_approx_eq::<f32>(&relu(theirs.forward(x)).into_data(), Tolerance::absolute(1e-4));
+            .assert_approx_eq::<f32>(&relu(theirs.forward(x.clone())).into_data(), Tolerance::absolute(1e-4));
+        // Folded into the next convolution (with and without a residual), on both kernel paths:
+        // a 16-wide image (row kernel) and a 6-wide one (by-channel or GEMM).
+        for (size, out_channels) in [(16, 16), (6, 5)] {
+            let conv = Conv2dConfig::new([4, out_channels], [3, 3])
+                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                .with_bias(false)
+                .init(&x.device());
+            let x = Tensor::<4>::random([3, 4, size, size], Distribution::Normal(1.0, 2.0), &x.device());
+            let residual = Tensor::<4>::random([3, out_channels, size, size], Distribution::Normal(0.0, 1.0), &x.device());
+            let want = conv.forward(relu(theirs.forward(x.clone())));
+            bn_relu_conv(&ours, &conv, x.clone(), None).into_data().assert_approx_eq::<f32>(&want.clone().into_data(), Tolerance::absolute(1e-4));
+            bn_relu_conv(&ours, &conv, x, Some(residual.clone()))
+                .into_data()
+                .assert_approx_eq::<f32>(&(want + residual).into_data(), Tolerance::absolute(1e-4));
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! Wide Residual Network (pre-activation), as in the reference demo's `model_wideresnet.py`.
 
 use super::init::{conv_he_fan_out, linear_glorot};
-use super::layers::{batch_norm_relu, conv2d, conv2d_add};
+use super::layers::{batch_norm_relu, bn_relu_conv, conv2d, conv2d_add};
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
 use burn::nn::{BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear};
@@ -65,6 +65,16 @@ impl BasicBlock {
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        if !x.device().is_autodiff() {
+            // Inference: each batch norm + ReLU is read by the convolution after it (dropout is
+            // the identity here).
+            let out = bn_relu_conv(&self.bn1, &self.conv1, x.clone(), None);
+            let residual = match &self.shortcut {
+                Some(projection) => bn_relu_conv(&self.bn1, projection, x, None),
+                None => x,
+            };
+            return bn_relu_conv(&self.bn2, &self.conv2, out, Some(residual));
+        }
         let activated = batch_norm_relu(&self.bn1, x.clone());
         let out = conv2d(&self.conv1, activated.clone());
         let out = self.dropout.forward(batch_norm_relu(&self.bn2, out));

@@ -94,7 +94,7 @@ pub fn forward_eval_in_place(g: &BnGeometry, x: &mut [f32], gamma: &[f32], beta:
 }
 
 /// Per-channel `(scale, shift)` with `y = scale·x + shift`.
-fn affine(gamma: &[f32], beta: &[f32], mean: &[f32], var: &[f32], epsilon: f64) -> Vec<(f32, f32)> {
+pub(crate) fn affine(gamma: &[f32], beta: &[f32], mean: &[f32], var: &[f32], epsilon: f64) -> Vec<(f32, f32)> {
     (0..gamma.len())
         .map(|c| {
             let scale = gamma[c] as f64 / (var[c] as f64 + epsilon).sqrt();

@@ -31,9 +31,10 @@ fn padded_len(g: &ConvGeometry) -> usize {
     g.in_channels * (g.height + 2 * g.pad) * (g.width + 2 * g.pad)
 }
 
-/// The zero-padded copy of one input image this kernel reads.
-pub fn pad_image<'a>(g: &ConvGeometry, image: &[f32], buf: &'a mut super::direct::Padded) -> &'a [f32] {
-    buf.fill(image, g.in_channels, g.height, g.width, g.pad)
+/// The zero-padded copy of one input image this kernel reads (activated on the way when
+/// `affine` is given, see [`super::direct::Padded::fill_activated`]).
+pub fn pad_image<'a>(g: &ConvGeometry, image: &[f32], affine: Option<&[(f32, f32)]>, buf: &'a mut super::direct::Padded) -> &'a [f32] {
+    buf.fill_activated(image, g.in_channels, g.height, g.width, g.pad, affine)
 }
 
 /// Weights `[O][C][kh][kw]` transposed to `[C·kh·kw][O]`.

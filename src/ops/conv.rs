@@ -194,19 +194,33 @@ fn col2im_add(g: &ConvGeometry, col: &[f32], ld: usize, image: &mut [f32]) {
 
 /// Forward convolution without bias: returns `[N, O, Ho, Wo]`.
 pub fn conv2d_forward(g: &ConvGeometry, input: &[f32], weight: &[f32]) -> Vec<f32> {
-    forward(g, input, weight, None, g.direct_plan())
+    forward(g, input, weight, Fused::default(), g.direct_plan())
 }
 
-/// `conv2d_forward(input, weight) + residual`: the residual is added to each image's output
-/// while it is still in cache, instead of in a separate pass over both tensors.
-pub fn conv2d_forward_add(g: &ConvGeometry, input: &[f32], weight: &[f32], residual: &[f32]) -> Vec<f32> {
-    assert_eq!(residual.len(), g.batch * g.out_image_len(), "conv2d: residual size");
-    forward(g, input, weight, Some(residual), g.direct_plan())
+/// What a forward convolution can absorb of its neighbours.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Fused<'a> {
+    /// Added to the output (a residual block's shortcut), image by image while in cache.
+    pub residual: Option<&'a [f32]>,
+    /// Per input channel `(scale, shift)`: the convolution reads `max(0, scale·x + shift)`
+    /// instead of `x` (an inference batch norm + ReLU), never materialising the activation.
+    pub input_affine: Option<&'a [(f32, f32)]>,
 }
 
-/// [`conv2d_forward`] (plus an optional residual) with the choice of direct kernels made by the
-/// caller (tests compare both).
-fn forward(g: &ConvGeometry, input: &[f32], weight: &[f32], residual: Option<&[f32]>, plan: Plan) -> Vec<f32> {
+/// [`conv2d_forward`] with a residual and/or an input activation folded in (see [`Fused`]).
+pub fn conv2d_forward_fused(g: &ConvGeometry, input: &[f32], weight: &[f32], fused: Fused<'_>) -> Vec<f32> {
+    if let Some(residual) = fused.residual {
+        assert_eq!(residual.len(), g.batch * g.out_image_len(), "conv2d: residual size");
+    }
+    if let Some(affine) = fused.input_affine {
+        assert_eq!(affine.len(), g.in_channels, "conv2d: one input affine per channel");
+    }
+    forward(g, input, weight, fused, g.direct_plan())
+}
+
+/// [`conv2d_forward_fused`] with the choice of direct kernels made by the caller (tests compare
+/// both).
+fn forward(g: &ConvGeometry, input: &[f32], weight: &[f32], fused: Fused<'_>, plan: Plan) -> Vec<f32> {
     assert_eq!(input.len(), g.batch * g.image_len(), "conv2d: input size");
     assert_eq!(weight.len(), g.out_channels * g.depth(), "conv2d: weight size");
     let mut output = buffer::uninit(g.batch * g.out_image_len());
@@ -215,24 +229,35 @@ fn forward(g: &ConvGeometry, input: &[f32], weight: &[f32], residual: Option<&[f
     let col_len = if g.is_pointwise() || plan.forward { 0 } else { k * ld };
     let packed = if plan.forward { direct::pack_forward_weights(weight, o, g.in_channels) } else { Vec::new() };
     let by_channel = (!plan.forward && plan.by_channel && by_channel::supported(g)).then(|| by_channel::transpose_weights(weight, o));
+    let (residual, affine) = (fused.residual, fused.input_affine);
     let wptr = weight.as_ptr() as usize;
     let len = g.out_image_len();
     output.par_chunks_mut(len).zip(input.par_chunks(g.image_len())).enumerate().for_each_init(
         || (vec![0.0f32; if by_channel.is_some() { 0 } else { col_len }], Padded::default(), Vec::new()),
         |(col, padded, out_t), (n, (out, image))| {
             let out: &mut [f32] = if plan.forward {
-                let padded = padded.fill(image, g.in_channels, g.height, g.width, 1);
+                let padded = padded.fill_activated(image, g.in_channels, g.height, g.width, 1, affine);
                 direct::forward_image(padded, g.in_channels, g.height, g.width, &packed, o, out);
                 // SAFETY: forward_image wrote the whole image.
                 unsafe { buffer::assume_init_mut(out) }
             } else if let Some(weight_t) = &by_channel {
-                let padded = by_channel::pad_image(g, image, padded);
+                let padded = by_channel::pad_image(g, image, affine, padded);
                 out_t.resize(len, 0.0);
                 by_channel::forward_image(g, padded, weight_t, out_t);
                 direct::transpose_uninit(out_t, p, o, out);
                 // SAFETY: transpose_uninit wrote the whole image.
                 unsafe { buffer::assume_init_mut(out) }
             } else {
+                // The GEMM path reads the activation from a copy of the image.
+                let activated;
+                let image: &[f32] = match affine {
+                    Some(coef) => {
+                        let plane = g.height * g.width;
+                        activated = (0..image.len()).map(|i| (coef[i / plane].0 * image[i] + coef[i / plane].1).max(0.0)).collect::<Vec<f32>>();
+                        &activated
+                    }
+                    None => image,
+                };
                 let cols: &[f32] = if g.is_pointwise() {
                     image
                 } else {
@@ -412,7 +437,7 @@ fn backward(
             return;
         }
         if let Some((tg, weight_t)) = &by_channel_t {
-            let padded = by_channel::pad_image(tg, dy, &mut s.padded_dy);
+            let padded = by_channel::pad_image(tg, dy, None, &mut s.padded_dy);
             s.dy_t.resize(g.image_len(), 0.0);
             by_channel::forward_image(tg, padded, weight_t, &mut s.dy_t);
             direct::transpose_uninit(&s.dy_t, plane, g.in_channels, dx);
@@ -655,10 +680,18 @@ mod tests {
                     assert!((p - q).abs() < 1e-4 * (1.0 + q.abs()), "{g:?} {what}: {p} vs {q}");
                 }
             };
-            close(&forward(g, &x, &w, None, plan), &forward(g, &x, &w, None, none), "forward");
-            close(&forward(g, &x, &w, None, plan), &naive(g, &x, &w), "forward vs loops");
-            let with_res: Vec<f32> = naive(g, &x, &w).iter().zip(&dy).map(|(a, b)| a + b).collect();
-            close(&forward(g, &x, &w, Some(&dy), plan), &with_res, "forward + residual");
+            let plain = Fused::default();
+            close(&forward(g, &x, &w, plain, plan), &forward(g, &x, &w, plain, none), "forward");
+            close(&forward(g, &x, &w, plain, plan), &naive(g, &x, &w), "forward vs loops");
+            // Residual and input activation folded in, against doing them separately.
+            let coef: Vec<(f32, f32)> = (0..g.in_channels).map(|c| (0.5 + c as f32 * 0.25, 0.1 - c as f32 * 0.05)).collect();
+            let plane = g.height * g.width;
+            let activated: Vec<f32> =
+                x.iter().enumerate().map(|(i, &v)| (coef[(i / plane) % g.in_channels].0 * v + coef[(i / plane) % g.in_channels].1).max(0.0)).collect();
+            let want: Vec<f32> = naive(g, &activated, &w).iter().zip(&dy).map(|(a, b)| a + b).collect();
+            let fused = Fused { residual: Some(&dy), input_affine: Some(&coef) };
+            close(&forward(g, &x, &w, fused, plan), &want, "forward fused");
+            close(&forward(g, &x, &w, fused, none), &want, "forward fused, GEMM path");
             let (dx, dw) = backward(g, &x, &w, &dy, true, plan);
             let (dx_ref, dw_ref) = backward(g, &x, &w, &dy, true, none);
             close(&dx.unwrap(), &dx_ref.unwrap(), "input gradient");

@@ -75,6 +75,21 @@ pub struct Padded {
 impl Padded {
     /// Fills the buffer from `image` `[C][H][W]` with `pad` zeros on each side.
     pub fn fill(&mut self, image: &[f32], channels: usize, height: usize, width: usize, pad: usize) -> &[f32] {
+        self.fill_activated(image, channels, height, width, pad, None)
+    }
+
+    /// [`Padded::fill`] with `max(0, scale[c]·x + shift[c])` applied to each value of channel
+    /// `c` when `affine` is given (an inference batch norm + ReLU read on the fly; the border
+    /// stays zero, as the padding of the activation).
+    pub fn fill_activated(
+        &mut self,
+        image: &[f32],
+        channels: usize,
+        height: usize,
+        width: usize,
+        pad: usize,
+        affine: Option<&[(f32, f32)]>,
+    ) -> &[f32] {
         assert_eq!(image.len(), channels * height * width, "pad: image size");
         let (wp, hp) = (width + 2 * pad, height + 2 * pad);
         if self.geometry != (channels, height, width, pad) {
@@ -85,7 +100,14 @@ impl Padded {
         for c in 0..channels {
             for y in 0..height {
                 let at = (c * hp + y + pad) * wp + pad;
-                copy_row(&mut self.data[at..at + width], &image[(c * height + y) * width..(c * height + y + 1) * width]);
+                let (dst, src) = (&mut self.data[at..at + width], &image[(c * height + y) * width..(c * height + y + 1) * width]);
+                match affine {
+                    None => copy_row(dst, src),
+                    Some(coef) => {
+                        let (scale, shift) = coef[c];
+                        dst.iter_mut().zip(src).for_each(|(d, &v)| *d = (scale * v + shift).max(0.0));
+                    }
+                }
             }
         }
         &self.data

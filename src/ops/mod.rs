@@ -6,6 +6,7 @@
 //! - [`batch_norm_train`] / [`batch_norm_eval`]: batch normalisation fused with the ReLU that
 //!   follows it, two passes forward and two backward instead of burn's dozen.
 //! - [`sgd::sgd_update`]: the optimizer step in one pass, in place.
+//! - [`inference`]: at inference, a batch norm + ReLU folded into the convolution after it.
 //!
 //! The [`CpuKernels`] trait is implemented for burn's `Flex` backend (the kernels, in [`conv`]
 //! and [`batch_norm`]) and for `Autodiff<Flex>` (the backward steps, in `autodiff`). Each kernel is
@@ -18,6 +19,7 @@ pub mod buffer;
 pub mod by_channel;
 pub mod conv;
 pub mod direct;
+pub mod inference;
 pub mod sgd;
 #[cfg(test)]
 mod tests;
@@ -128,7 +130,7 @@ pub fn batch_norm_eval<const D: usize>(
 }
 
 /// The contiguous `f32` contents of a Flex tensor (copied only if it is a strided view).
-fn values(tensor: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
+pub(crate) fn values(tensor: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
     match tensor.as_slice::<f32>() {
         Some(slice) => std::borrow::Cow::Borrowed(slice),
         None => std::borrow::Cow::Owned(tensor.to_contiguous().as_slice::<f32>().expect("contiguous f32").to_vec()),
@@ -143,12 +145,12 @@ fn exclusive(t: &FlexTensor) -> bool {
 }
 
 /// A contiguous Flex tensor of `shape` holding `data`.
-fn tensor(data: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
+pub(crate) fn tensor(data: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
     FlexTensor::new(Bytes::from_elems(data), Layout::contiguous(Shape::from(shape)), DType::F32)
 }
 
 /// The convolution geometry of an input and weight pair, checked.
-fn conv_geometry(x: &FlexTensor, weight: &FlexTensor, stride: usize, pad: usize) -> conv::ConvGeometry {
+pub(crate) fn conv_geometry(x: &FlexTensor, weight: &FlexTensor, stride: usize, pad: usize) -> conv::ConvGeometry {
     let [batch, in_channels, height, width] = x.shape().dims();
     let [out_channels, c, kernel_h, kernel_w] = weight.shape().dims();
     assert_eq!(c, in_channels, "conv2d: weight has {c} input channels, input has {in_channels}");
@@ -188,7 +190,8 @@ impl CpuKernels for Flex {
         let g = conv_geometry(&x, &weight, stride, pad);
         let shape = vec![g.batch, g.out_channels, g.out_h(), g.out_w()];
         assert_eq!(residual.shape().to_vec(), shape, "conv2d + residual: residual shape");
-        let out = conv::conv2d_forward_add(&g, &values(&x), &values(&weight), &values(&residual));
+        let residual = values(&residual);
+        let out = conv::conv2d_forward_fused(&g, &values(&x), &values(&weight), conv::Fused { residual: Some(&residual), input_affine: None });
         tensor(out, shape)
     }
 
