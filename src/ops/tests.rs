@@ -29,9 +29,10 @@ fn assert_close<const D: usize>(got: Tensor<D>, want: Tensor<D>, what: &str) {
 
 #[test]
 fn conv2d_matches_burn_forward_and_backward() {
-    // (batch, in, size, out, kernel, stride, pad): WRN's 3×3 s1/s2 convs and 1×1 s2 shortcut.
+    // (batch, in, size, out, kernel, stride, pad): WRN's 3×3 s1/s2 convs and 1×1 s2 shortcut,
+    // on shapes that take each kernel path (row, by-channel, direct weight gradient, GEMM).
     for (i, &(n, c, size, o, k, stride, pad)) in
-        [(2, 3, 8, 4, 3, 1, 1), (2, 8, 16, 8, 3, 1, 1), (3, 4, 9, 5, 3, 2, 1), (2, 4, 8, 6, 1, 2, 0), (2, 5, 6, 3, 1, 1, 0), (1, 2, 7, 2, 5, 1, 2)]
+        [(2, 3, 8, 4, 3, 1, 1), (2, 8, 16, 8, 3, 1, 1), (2, 16, 16, 16, 3, 1, 1), (2, 16, 8, 32, 3, 1, 1), (2, 16, 8, 32, 3, 2, 1), (3, 4, 9, 5, 3, 2, 1), (2, 4, 8, 6, 1, 2, 0), (2, 5, 6, 3, 1, 1, 0), (1, 2, 7, 2, 5, 1, 2)]
             .iter()
             .enumerate()
     {
