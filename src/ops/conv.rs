@@ -445,10 +445,13 @@ fn backward(
         }
         gemm_input_grad(s, dy, dx);
     };
+    // Buffers only for the GEMM paths this call takes.
+    let gemm_dx = need_input_grad && !plan.input_grad && by_channel_t.is_none();
+    let gemm_cols = !plan.weight_grad || (gemm_dx && transposed.is_none());
     let init = || Scratch {
-        col: vec![0.0f32; k * ld],
-        tcol: vec![0.0f32; tcol_len],
-        dy: vec![0.0f32; o * ld],
+        col: vec![0.0f32; if gemm_cols { k * ld } else { 0 }],
+        tcol: vec![0.0f32; if gemm_dx { tcol_len } else { 0 }],
+        dy: vec![0.0f32; if gemm_cols { o * ld } else { 0 }],
         dw: vec![0.0f32; o * k],
         padded_x: Padded::default(),
         padded_dy: Padded::default(),
