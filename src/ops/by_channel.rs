@@ -4,7 +4,8 @@
 //! [`super::direct`] cannot (small images such as WRN's 8×8 group, strided and 1×1
 //! convolutions) without an im2col matrix.
 //!
-//! The result is pixel-major, `[Ho·Wo][O]`; the caller transposes it into NCHW.
+//! The result is pixel-major, `[Ho·Wo][O]`; the caller transposes it into NCHW. [`ByChannel`]
+//! holds what one call prepares once for all its images.
 
 use super::conv::ConvGeometry;
 #[cfg(target_arch = "x86_64")]
@@ -31,14 +32,65 @@ fn padded_len(g: &ConvGeometry) -> usize {
     g.in_channels * (g.height + 2 * g.pad) * (g.width + 2 * g.pad)
 }
 
-/// The zero-padded copy of one input image this kernel reads (activated on the way when
-/// `affine` is given, see [`super::direct::Padded::fill_activated`]).
-pub fn pad_image<'a>(g: &ConvGeometry, image: &[f32], affine: Option<&[(f32, f32)]>, buf: &'a mut super::direct::Padded) -> &'a [f32] {
-    buf.fill_activated(image, g.in_channels, g.height, g.width, g.pad, affine)
+/// The kernel prepared for one convolution call: transposed weights and the offsets of every
+/// tap and output pixel in the padded image, computed once for all images.
+pub struct ByChannel {
+    g: ConvGeometry,
+    weight_t: Vec<f32>,
+    taps: Vec<usize>,
+    pixels: Vec<usize>,
+}
+
+impl ByChannel {
+    /// The kernel for `g` with `weight` `[O][C][kh][kw]`, or `None` if it does not apply
+    /// ([`supported`]).
+    pub fn new(g: &ConvGeometry, weight: &[f32]) -> Option<Self> {
+        if !supported(g) {
+            return None;
+        }
+        assert_eq!(weight.len(), g.in_channels * g.kernel_h * g.kernel_w * g.out_channels, "by-channel conv: weight size");
+        let wp = g.width + 2 * g.pad;
+        let plane = (g.height + 2 * g.pad) * wp;
+        let taps = (0..g.in_channels * g.kernel_h * g.kernel_w)
+            .map(|k| {
+                let (c, r) = (k / (g.kernel_h * g.kernel_w), k % (g.kernel_h * g.kernel_w));
+                c * plane + (r / g.kernel_w) * wp + r % g.kernel_w
+            })
+            .collect();
+        let pixels = (0..g.out_h() * g.out_w()).map(|p| (p / g.out_w()) * g.stride * wp + (p % g.out_w()) * g.stride).collect();
+        Some(Self { g: *g, weight_t: transpose_weights(weight, g.out_channels), taps, pixels })
+    }
+
+    /// The zero-padded copy of one input image this kernel reads (activated on the way when
+    /// `affine` is given, see [`super::direct::Padded::fill_activated`]).
+    pub fn pad_image<'a>(&self, image: &[f32], affine: Option<&[(f32, f32)]>, buf: &'a mut super::direct::Padded) -> &'a [f32] {
+        let g = &self.g;
+        buf.fill_activated(image, g.in_channels, g.height, g.width, g.pad, affine)
+    }
+
+    /// `out_t [Ho·Wo][O]` of one image from `padded` ([`ByChannel::pad_image`]).
+    pub fn forward_image(&self, padded: &[f32], out_t: &mut [f32]) {
+        let g = &self.g;
+        assert_eq!(padded.len(), padded_len(g), "by-channel conv: padded image size");
+        assert_eq!(out_t.len(), g.out_h() * g.out_w() * g.out_channels, "by-channel conv: output size");
+        let (taps, pixels, weight_t) = (&self.taps, &self.pixels, &self.weight_t);
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: AVX-512F is present (new() checked supported()); every tap offset plus pixel
+        // offset lies inside the padded image, and the output and weight sizes were checked.
+        unsafe {
+            match block(g.out_channels) {
+                (4, 6) => kernel::<4, 6>(padded, taps, pixels, weight_t, g.out_channels, out_t),
+                (2, 8) => kernel::<2, 8>(padded, taps, pixels, weight_t, g.out_channels, out_t),
+                _ => kernel::<1, 12>(padded, taps, pixels, weight_t, g.out_channels, out_t),
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        unreachable!("supported() is false off x86-64")
+    }
 }
 
 /// Weights `[O][C][kh][kw]` transposed to `[C·kh·kw][O]`.
-pub fn transpose_weights(weight: &[f32], out_channels: usize) -> Vec<f32> {
+fn transpose_weights(weight: &[f32], out_channels: usize) -> Vec<f32> {
     let taps = weight.len() / out_channels;
     let mut t = vec![0.0f32; weight.len()];
     for o in 0..out_channels {
@@ -47,37 +99,6 @@ pub fn transpose_weights(weight: &[f32], out_channels: usize) -> Vec<f32> {
         }
     }
     t
-}
-
-/// `out_t [Ho·Wo][O]` of one image from `padded` ([`pad_image`]) and [`transpose_weights`].
-/// Requires [`supported`].
-pub fn forward_image(g: &ConvGeometry, padded: &[f32], weight_t: &[f32], out_t: &mut [f32]) {
-    assert!(supported(g), "by-channel conv: unsupported geometry {g:?}");
-    assert_eq!(padded.len(), padded_len(g), "by-channel conv: padded image size");
-    assert_eq!(weight_t.len(), g.in_channels * g.kernel_h * g.kernel_w * g.out_channels, "by-channel conv: weight size");
-    assert_eq!(out_t.len(), g.out_h() * g.out_w() * g.out_channels, "by-channel conv: output size");
-    let wp = g.width + 2 * g.pad;
-    let plane = (g.height + 2 * g.pad) * wp;
-    let taps: Vec<usize> = (0..g.in_channels * g.kernel_h * g.kernel_w)
-        .map(|k| {
-            let (c, r) = (k / (g.kernel_h * g.kernel_w), k % (g.kernel_h * g.kernel_w));
-            c * plane + (r / g.kernel_w) * wp + r % g.kernel_w
-        })
-        .collect();
-    let pixels: Vec<usize> =
-        (0..g.out_h() * g.out_w()).map(|p| (p / g.out_w()) * g.stride * wp + (p % g.out_w()) * g.stride).collect();
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: AVX-512F is present (supported()); every tap offset plus pixel offset lies inside
-    // the padded image, and the output and weight sizes were checked above.
-    unsafe {
-        match block(g.out_channels) {
-            (4, 6) => kernel::<4, 6>(padded, &taps, &pixels, weight_t, g.out_channels, out_t),
-            (2, 8) => kernel::<2, 8>(padded, &taps, &pixels, weight_t, g.out_channels, out_t),
-            _ => kernel::<1, 12>(padded, &taps, &pixels, weight_t, g.out_channels, out_t),
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    unreachable!("supported() is false off x86-64")
 }
 
 /// `OV` vectors of output channels × `PB` pixels per register block.

@@ -10,7 +10,7 @@
 //! (`K = C·kh·kw`) whose column index matches the row index of the im2col matrix.
 
 use super::buffer::{self, Uninit};
-use super::by_channel;
+use super::by_channel::ByChannel;
 use super::direct::{self, Padded, Plan};
 use rayon::prelude::*;
 
@@ -228,7 +228,7 @@ fn forward(g: &ConvGeometry, input: &[f32], weight: &[f32], fused: Fused<'_>, pl
     let ld = if g.is_pointwise() { p } else { leading_dim(p) };
     let col_len = if g.is_pointwise() || plan.forward { 0 } else { k * ld };
     let packed = if plan.forward { direct::pack_forward_weights(weight, o, g.in_channels) } else { Vec::new() };
-    let by_channel = (!plan.forward && plan.by_channel && by_channel::supported(g)).then(|| by_channel::transpose_weights(weight, o));
+    let by_channel = if !plan.forward && plan.by_channel { ByChannel::new(g, weight) } else { None };
     let (residual, affine) = (fused.residual, fused.input_affine);
     let wptr = weight.as_ptr() as usize;
     let len = g.out_image_len();
@@ -240,10 +240,10 @@ fn forward(g: &ConvGeometry, input: &[f32], weight: &[f32], fused: Fused<'_>, pl
                 direct::forward_image(padded, g.in_channels, g.height, g.width, &packed, o, out);
                 // SAFETY: forward_image wrote the whole image.
                 unsafe { buffer::assume_init_mut(out) }
-            } else if let Some(weight_t) = &by_channel {
-                let padded = by_channel::pad_image(g, image, affine, padded);
+            } else if let Some(kernel) = &by_channel {
+                let padded = kernel.pad_image(image, affine, padded);
                 out_t.resize(len, 0.0);
-                by_channel::forward_image(g, padded, weight_t, out_t);
+                kernel.forward_image(padded, out_t);
                 direct::transpose_uninit(out_t, p, o, out);
                 // SAFETY: transpose_uninit wrote the whole image.
                 unsafe { buffer::assume_init_mut(out) }
@@ -378,8 +378,8 @@ fn backward(
     // Otherwise, for stride 1, the by-channel kernel on dy with the flipped, transposed weights.
     let by_channel_t = transposed
         .as_ref()
-        .filter(|(tg, _)| need_input_grad && !plan.input_grad && plan.by_channel && by_channel::supported(tg))
-        .map(|(tg, wt)| (tg, by_channel::transpose_weights(wt, g.in_channels)));
+        .filter(|_| need_input_grad && !plan.input_grad && plan.by_channel)
+        .and_then(|(tg, wt)| ByChannel::new(tg, wt));
     let gemm_weight_grad = |s: &mut Scratch, image: &[f32], dy: &[f32]| {
         // The image's columns, and its output gradient, with padded rows (see leading_dim).
         let (cols, cld): (&[f32], usize) = if g.is_pointwise() {
@@ -436,10 +436,10 @@ fn backward(
             direct::forward_image(padded, o, g.height, g.width, &packed_t, g.in_channels, dx);
             return;
         }
-        if let Some((tg, weight_t)) = &by_channel_t {
-            let padded = by_channel::pad_image(tg, dy, None, &mut s.padded_dy);
+        if let Some(kernel) = &by_channel_t {
+            let padded = kernel.pad_image(dy, None, &mut s.padded_dy);
             s.dy_t.resize(g.image_len(), 0.0);
-            by_channel::forward_image(tg, padded, weight_t, &mut s.dy_t);
+            kernel.forward_image(padded, &mut s.dy_t);
             direct::transpose_uninit(&s.dy_t, plane, g.in_channels, dx);
             return;
         }

@@ -114,17 +114,32 @@ impl Padded {
     }
 }
 
-/// `dst.copy_from_slice(src)` for short rows, in fixed 16-float chunks that compile to vector
-/// moves instead of a `memmove` call per row.
+/// `dst.copy_from_slice(src)` for short rows, in fixed-size chunks (16, 8, 4, then single
+/// floats) that compile to vector moves instead of a `memmove` call per row.
 #[inline(always)]
 fn copy_row(dst: &mut [f32], src: &[f32]) {
-    let n = dst.len() / 16 * 16;
-    for (d, s) in dst[..n].chunks_exact_mut(16).zip(src[..n].chunks_exact(16)) {
-        let s: &[f32; 16] = s.try_into().expect("16-float chunk");
-        d.copy_from_slice(s);
+    assert_eq!(dst.len(), src.len());
+    let mut i = 0;
+    while i + 16 <= dst.len() {
+        let s: &[f32; 16] = src[i..i + 16].try_into().expect("16 floats");
+        dst[i..i + 16].copy_from_slice(s);
+        i += 16;
     }
-    for (d, s) in dst[n..].iter_mut().zip(&src[n..]) {
-        *d = *s;
+    if i + 8 <= dst.len() {
+        let s: &[f32; 8] = src[i..i + 8].try_into().expect("8 floats");
+        dst[i..i + 8].copy_from_slice(s);
+        i += 8;
+    }
+    if i + 4 <= dst.len() {
+        let s: &[f32; 4] = src[i..i + 4].try_into().expect("4 floats");
+        dst[i..i + 4].copy_from_slice(s);
+        i += 4;
+    }
+    for _ in 0..3 {
+        if i < dst.len() {
+            dst[i] = src[i];
+            i += 1;
+        }
     }
 }
 
