@@ -370,15 +370,14 @@ fn backward(
     let mut grad_in = if need_input_grad { buffer::uninit(g.batch * g.image_len()) } else { Vec::new() };
     let wptr = weight.as_ptr() as usize;
     // Direct input gradient: the forward kernel on dy with the flipped, transposed weights.
-    let packed_t = if need_input_grad && plan.input_grad {
-        direct::pack_forward_weights(&flip_transpose(g, weight), g.in_channels, o)
-    } else {
-        Vec::new()
+    let packed_t = match &transposed {
+        Some((_, wt)) if plan.input_grad => direct::pack_forward_weights(wt, g.in_channels, o),
+        _ => Vec::new(),
     };
     // Otherwise, for stride 1, the by-channel kernel on dy with the flipped, transposed weights.
     let by_channel_t = transposed
         .as_ref()
-        .filter(|_| need_input_grad && !plan.input_grad && plan.by_channel)
+        .filter(|_| packed_t.is_empty() && plan.by_channel)
         .and_then(|(tg, wt)| ByChannel::new(tg, wt));
     let gemm_weight_grad = |s: &mut Scratch, image: &[f32], dy: &[f32]| {
         // The image's columns, and its output gradient, with padded rows (see leading_dim).
@@ -431,7 +430,7 @@ fn backward(
             gemm_weight_grad(s, image, dy);
         }
         let Some(dx) = dx else { return };
-        if plan.input_grad {
+        if !packed_t.is_empty() {
             let padded = s.padded_dy.fill(dy, o, g.height, g.width, 1);
             direct::forward_image(padded, o, g.height, g.width, &packed_t, g.in_channels, dx);
             return;
@@ -446,7 +445,7 @@ fn backward(
         gemm_input_grad(s, dy, dx);
     };
     // Buffers only for the GEMM paths this call takes.
-    let gemm_dx = need_input_grad && !plan.input_grad && by_channel_t.is_none();
+    let gemm_dx = need_input_grad && packed_t.is_empty() && by_channel_t.is_none();
     let gemm_cols = !plan.weight_grad || (gemm_dx && transposed.is_none());
     let init = || Scratch {
         col: vec![0.0f32; if gemm_cols { k * ld } else { 0 }],
