@@ -7,14 +7,14 @@
 # bench/kernel_scipy.py); rethink runs once with --precision f64 (an f64 tiled Cholesky, as
 # LAPACK) and once with the default f32-refined. The points: MNIST-like digits made from the
 # real MNIST test digits (examples/mnist_like.rs: 60,000 distortions of the first 8,000, the
-# last 2,000 real digits as the test set), because the shared data hold only the test split.
+# last 2,000 real digits as the test set), because the repository ships only the test split (data/mnist).
 #
 # Usage: bench/kernel_vs_scipy.sh            (SIZES="5000 10000" bench/... for fewer)
 # Needs: python3 (a venv with numpy and scipy is made in bench/.venv if missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-MNIST=${MNIST:-../shared/data/mnist}
+MNIST=${MNIST:-data/mnist}
 DATA=${DATA:-bench/data/mnist60k}
 SIZES=${SIZES:-"5000 10000 20000"}
 TEST=${TEST:-2000}

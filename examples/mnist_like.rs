@@ -1,5 +1,5 @@
 //! Writes an MNIST-like dataset in MNIST's IDX format, made from the real MNIST test digits
-//! (all there is in `../shared/data/mnist`), for kernel runs at full size:
+//! (all there is in `data/mnist/`), for kernel runs at full size:
 //!
 //! - training split: `--count` digits distorted from the first `--sources` test digits
 //!   (the sources themselves first, then random affine distortions; see
@@ -8,7 +8,7 @@
 //!   one) is ever a training point.
 //!
 //! ```text
-//! cargo run --release --example mnist_like -- --from ../shared/data/mnist --out bench/data/mnist60k
+//! cargo run --release --example mnist_like -- --from data/mnist --out bench/data/mnist60k
 //! rethink kernel --data mnist --data-dir bench/data/mnist60k
 //! ```
 
@@ -23,7 +23,7 @@ use std::path::PathBuf;
 #[derive(Debug, Parser)]
 struct Args {
     /// Directory with t10k-images-idx3-ubyte(.gz) and t10k-labels-idx1-ubyte(.gz).
-    #[arg(long, default_value = "../shared/data/mnist")]
+    #[arg(long, default_value = "data/mnist")]
     from: PathBuf,
     /// Output directory (receives the four raw IDX files).
     #[arg(long)]

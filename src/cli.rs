@@ -33,6 +33,10 @@ pub enum Command {
     Labels(LabelsArgs),
     /// Solve the minimum-norm kernel interpolation K·c = Y exactly (the paper's section 5).
     Kernel(KernelArgs),
+    /// Run a grid of training runs from a TOML file (locally, or as a Slurm job array).
+    Sweep(crate::sweep::SweepArgs),
+    /// Draw the paper's figures and tables (Figure 1, Table 1) from run directories.
+    Report(crate::report::ReportArgs),
 }
 
 /// Where the data come from and how their labels are corrupted.
@@ -163,6 +167,9 @@ pub struct TrainArgs {
     /// Continue the run from its last checkpoint.
     #[arg(long)]
     pub resume: bool,
+    /// Name of the run directory under --out [default: the experiment name].
+    #[arg(long, value_name = "NAME")]
+    pub run_name: Option<String>,
     /// Compute backend.
     #[arg(long, value_enum, default_value = "flex")]
     pub backend: Backend,
@@ -219,6 +226,7 @@ impl TrainArgs {
             download_url: d.download_url,
             download_md5: d.download_md5,
             progress: !self.no_progress,
+            run_name: self.run_name,
         };
         (config, options)
     }

@@ -16,6 +16,8 @@ pub fn run(command: Command) -> Result<()> {
         }
         Command::Labels(args) => labels(args),
         Command::Kernel(args) => crate::kernel::run(&args.into_config()?).map(|_| ()),
+        Command::Sweep(args) => crate::sweep::run(&args),
+        Command::Report(args) => crate::report::run(&args),
     }
 }
 

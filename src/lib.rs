@@ -15,5 +15,7 @@ pub mod device;
 pub mod kernel;
 pub mod model;
 pub mod ops;
+pub mod report;
 pub mod rng;
+pub mod sweep;
 pub mod train;

@@ -1,6 +1,6 @@
 //! On-disk dataset formats: CIFAR-10/100 binary files and archives, MNIST IDX files.
-//! Tiny datasets are built in temporary directories; the real MNIST test set from
-//! `../shared/data/mnist` is loaded as well.
+//! Tiny datasets are built in temporary directories; the real MNIST test set that
+//! ships in `data/mnist/` is loaded as well.
 
 mod common;
 use common::pseudo_random_bytes;
@@ -500,11 +500,10 @@ fn mnist_count_mismatch_bad_label_and_missing_file() {
     assert!(e.contains(&tmp.path().display().to_string()), "{e}");
 }
 
-const SHARED_MNIST: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/mnist");
 
 #[test]
 fn real_mnist_test_set_loads() {
-    let t = load_mnist_test_only(Path::new(SHARED_MNIST)).unwrap();
+    let t = load_mnist_test_only(Path::new(common::MNIST)).unwrap();
     assert_eq!(t.len(), 10_000);
     assert_eq!((t.channels, t.height, t.width), (1, 28, 28));
     assert_eq!(t.images.len(), 10_000 * 784);
@@ -519,7 +518,7 @@ fn real_mnist_test_set_loads() {
     );
     assert_eq!(t.image(0).iter().map(|&p| p as u32).sum::<u32>(), 18454);
 
-    // Only the t10k files are shared, so the full loader must name the missing training file.
-    let e = err_of(load_mnist(Path::new(SHARED_MNIST)));
+    // Only the t10k files ship, so the full loader must name the missing training file.
+    let e = err_of(load_mnist(Path::new(common::MNIST)));
     assert!(e.contains("train-images-idx3-ubyte"), "{e}");
 }

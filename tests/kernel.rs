@@ -12,11 +12,9 @@ use rethink::kernel::{KernelOutcome, run};
 use std::path::{Path, PathBuf};
 use std::process::Command as Process;
 
-/// The real MNIST test digits (`../shared/data/mnist`, or `$RETHINK_MNIST_DIR`).
+/// The real MNIST test digits that ship in `data/mnist/`.
 fn mnist_dir() -> PathBuf {
-    std::env::var_os("RETHINK_MNIST_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/mnist"))
+    PathBuf::from(common::MNIST)
 }
 
 /// Parses `rethink kernel <args>` exactly as the binary does and runs it in-process.

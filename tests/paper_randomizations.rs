@@ -2,10 +2,8 @@
 
 mod common;
 
-use common::{run_err, run_ok};
+use common::{MNIST, run_err, run_ok};
 use std::path::{Path, PathBuf};
-
-const MNIST: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/mnist");
 
 fn only_run(out: &Path) -> PathBuf {
     let dirs: Vec<_> = std::fs::read_dir(out).unwrap().map(|e| e.unwrap().path()).collect();

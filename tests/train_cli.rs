@@ -20,7 +20,7 @@ fn metrics(run_dir: &Path) -> Vec<Row> {
     let mut lines = text.lines();
     assert_eq!(
         lines.next(),
-        Some("epoch,lr,train_loss,train_acc,val_loss,val_acc,seconds,train_acc_corrupted,train_acc_clean")
+        Some("epoch,lr,train_loss,train_acc,val_loss,val_acc,seconds,train_acc_corrupted,train_acc_clean,steps")
     );
     lines
         .map(|l| {

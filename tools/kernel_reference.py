@@ -11,7 +11,7 @@ It writes a small JSON fixture (the test error and the 2,000 predicted digits as
 that tests/kernel.rs compares with what `rethink kernel` computes for real.
 
 Usage: bench/.venv/bin/python tools/kernel_reference.py \
-         --mnist-dir ../shared/data/mnist --out tests/fixtures/kernel_mnist_8k.json
+         --mnist-dir data/mnist --out tests/fixtures/kernel_mnist_8k.json
 """
 import argparse
 import gzip
@@ -45,7 +45,7 @@ def find(dir_, name):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--mnist-dir", default="../shared/data/mnist")
+    ap.add_argument("--mnist-dir", default="data/mnist")
     ap.add_argument("--train", type=int, default=8000)
     ap.add_argument("--test", type=int, default=2000)
     ap.add_argument("--bandwidth", type=float, default=0.02)

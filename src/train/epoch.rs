@@ -107,6 +107,7 @@ pub fn run_epoch(ctx: &EpochContext, mut model: Model, sgd: &mut Sgd, epoch: usi
         val_loss: val.tally.loss(),
         val_acc: val.tally.accuracy(),
         seconds: started.elapsed().as_secs_f64(),
+        steps: (epoch + 1) * train_steps,
     };
     if !metrics.train_loss.is_finite() || !metrics.val_loss.is_finite() {
         bail!("training diverged: evaluation loss is not finite after epoch {epoch} (try a smaller --learning-rate)");

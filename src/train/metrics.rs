@@ -25,6 +25,11 @@ pub struct EpochMetrics {
     pub val_acc: f64,
     /// Wall-clock seconds of the epoch (training and evaluation).
     pub seconds: f64,
+    /// SGD steps taken since the start of the run, up to the end of this epoch (the x axis of
+    /// the paper's Figure 1a and the step of the TensorBoard scalars). 0 in checkpoints written
+    /// before the field existed.
+    #[serde(default)]
+    pub steps: usize,
 }
 
 impl EpochMetrics {
@@ -45,7 +50,7 @@ impl EpochMetrics {
 
 /// Header of `metrics.csv`.
 pub const CSV_HEADER: &str =
-    "epoch,lr,train_loss,train_acc,val_loss,val_acc,seconds,train_acc_corrupted,train_acc_clean";
+    "epoch,lr,train_loss,train_acc,val_loss,val_acc,seconds,train_acc_corrupted,train_acc_clean,steps";
 
 /// The whole `metrics.csv` for a run's history.
 pub fn to_csv(history: &[EpochMetrics]) -> String {
@@ -54,7 +59,7 @@ pub fn to_csv(history: &[EpochMetrics]) -> String {
     let cell = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
     for m in history {
         out.push_str(&format!(
-            "{},{},{},{},{},{},{:.3},{},{}\n",
+            "{},{},{},{},{},{},{:.3},{},{},{}\n",
             m.epoch,
             m.lr,
             m.train_loss,
@@ -63,7 +68,8 @@ pub fn to_csv(history: &[EpochMetrics]) -> String {
             m.val_acc,
             m.seconds,
             cell(m.train_acc_corrupted),
-            cell(m.train_acc_clean)
+            cell(m.train_acc_clean),
+            m.steps
         ));
     }
     out
@@ -115,6 +121,7 @@ mod tests {
             val_loss: 2.3129,
             val_acc: 9.91,
             seconds: 1.0,
+            steps: 8,
         };
         assert_eq!(m.log_line(), "007: Acc-tr:  10.30, Acc-val:   9.91, L-tr: 2.3105, L-val: 2.3129");
         let m = EpochMetrics { epoch: 154, train_acc: 100.0, val_loss: 10.29, ..m };

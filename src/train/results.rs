@@ -29,8 +29,13 @@ pub struct RunResults {
     pub randomize: &'static str,
     /// Trainable parameters.
     pub param_count: usize,
+    /// Number of epochs the run was asked for (`--epochs`): a sweep treats the run as finished
+    /// when its results were written for at least the epochs the sweep asks.
+    pub epochs_planned: usize,
     /// Number of completed epochs.
     pub epochs_completed: usize,
+    /// SGD steps per epoch (training examples / batch size, rounded up).
+    pub steps_per_epoch: usize,
     /// Metrics of the last epoch.
     pub last: Option<EpochMetrics>,
     /// Highest validation accuracy over the epochs.
@@ -59,7 +64,9 @@ impl RunResults {
             experiment: experiment.to_string(),
             randomize: config.randomize.name(),
             param_count,
+            epochs_planned: config.epochs,
             epochs_completed: history.len(),
+            steps_per_epoch,
             last: history.last().cloned(),
             best_val_acc: history.iter().map(|m| m.val_acc).reduce(f64::max),
             time_to_fit,

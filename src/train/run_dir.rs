@@ -99,11 +99,52 @@ pub fn python_g(x: f64) -> String {
     }
 }
 
-/// An open run directory with its log file.
+/// An open run directory with its log file, held exclusively by this process.
 pub struct RunDir {
     /// `runs/<experiment>`.
     pub path: PathBuf,
     log: File,
+    /// The lock on `.lock`, released when the run ends (or the process dies).
+    _lock: File,
+}
+
+/// Name of the lock file in every run directory.
+pub const LOCK_FILE: &str = ".lock";
+
+/// Whether another process holds the lock of the run directory `dir` (a run in progress).
+pub fn is_locked(dir: &Path) -> bool {
+    let Ok(file) = OpenOptions::new().read(true).write(true).open(dir.join(LOCK_FILE)) else {
+        return false;
+    };
+    matches!(file.try_lock(), Err(std::fs::TryLockError::WouldBlock))
+}
+
+/// Takes the exclusive lock of the run directory `dir`, so that two processes (overlapping
+/// sweeps, racing Slurm array tasks) never train the same run. The operating system releases it
+/// when the process exits, however it exits. Retries for a second, since [`is_locked`] probes
+/// take the lock for an instant.
+fn lock_run_dir(dir: &Path) -> Result<File> {
+    let path = dir.join(LOCK_FILE);
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open lock file {}", path.display()))?;
+    for attempt in 0..20 {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) if attempt < 19 => {
+                std::thread::sleep(std::time::Duration::from_millis(50))
+            }
+            Err(std::fs::TryLockError::WouldBlock) => break,
+            Err(std::fs::TryLockError::Error(err)) => {
+                return Err(err).with_context(|| format!("cannot lock {}", path.display()));
+            }
+        }
+    }
+    anyhow::bail!("run directory {} is in use by another rethink process", dir.display())
 }
 
 /// What `config.json` holds: the settings plus where they came from.
@@ -118,18 +159,20 @@ struct SavedConfig<'a> {
 }
 
 impl RunDir {
-    /// Creates (or reopens) `root/<experiment>` and opens today's `LOG.<yymmdd>.txt` for appending.
-    pub fn open(root: &Path, experiment: &str) -> Result<Self> {
-        let path = root.join(experiment);
+    /// Creates (or reopens) `root/<name>`, locks it (failing if another process holds it) and
+    /// opens today's `LOG.<yymmdd>.txt` for appending.
+    pub fn open(root: &Path, name: &str) -> Result<Self> {
+        let path = root.join(name);
         fs::create_dir_all(&path)
             .with_context(|| format!("cannot create run directory {}", path.display()))?;
+        let lock = lock_run_dir(&path)?;
         let log_path = path.join(format!("LOG.{}.txt", chrono::Local::now().format("%y%m%d")));
         let log = OpenOptions::new()
             .create(true)
             .append(true)
             .open(&log_path)
             .with_context(|| format!("cannot open log file {}", log_path.display()))?;
-        Ok(Self { path, log })
+        Ok(Self { path, log, _lock: lock })
     }
 
     /// Prints `line` on stdout and appends it to the log file.
@@ -147,9 +190,12 @@ impl RunDir {
         write_atomic(&self.path.join("config.json"), json.as_bytes())
     }
 
-    /// Rewrites `metrics.csv` from the run's history.
+    /// Rewrites `metrics.csv` and the TensorBoard events (`tb/`, see
+    /// [`super::tensorboard::write_events`]) from the run's history, so both always hold exactly
+    /// the epochs done, also after a resume.
     pub fn write_metrics(&self, history: &[EpochMetrics]) -> Result<()> {
-        write_atomic(&self.path.join("metrics.csv"), to_csv(history).as_bytes())
+        write_atomic(&self.path.join("metrics.csv"), to_csv(history).as_bytes())?;
+        super::tensorboard::write_events(&self.path, history)
     }
 
     /// Path of the run's checkpoint.

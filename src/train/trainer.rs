@@ -35,6 +35,8 @@ pub struct RunOptions {
     pub download_md5: Option<String>,
     /// Show the progress bar (on stderr, when it is a terminal).
     pub progress: bool,
+    /// Name of the run directory under `out` (default: the experiment name).
+    pub run_name: Option<String>,
 }
 
 /// What a finished (or parameter-count-only) run reports.
@@ -91,6 +93,11 @@ pub fn prepare_data(config: &TrainConfig, options: &RunOptions) -> Result<Prepar
 /// Runs `rethink train`.
 pub fn train(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary> {
     config.validate()?;
+    if let Some(name) = &options.run_name
+        && (name.is_empty() || name == "." || name == ".." || name.contains(['/', '\\']))
+    {
+        bail!("--run-name {name:?} must be a plain directory name");
+    }
     let data = prepare_data(config, options)?;
     let pipeline = input_pipeline(config);
     let spec = config.model_spec(pipeline.input_shape(&data.train.images))?;
@@ -103,7 +110,7 @@ pub fn train(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary> {
         return Ok(RunSummary { experiment, dir: None, param_count, history: Vec::new() });
     }
 
-    let mut run = RunDir::open(&options.out, &experiment)?;
+    let mut run = RunDir::open(&options.out, options.run_name.as_deref().unwrap_or(&experiment))?;
     let fingerprint = data_fingerprint(&data);
     let mut state = TrainState {
         model,
@@ -216,7 +223,7 @@ impl TrainState {
 }
 
 /// The first top-level setting where two configs differ, as `key: saved vs now`.
-fn first_difference(saved: &serde_json::Value, now: &serde_json::Value) -> String {
+pub fn first_difference(saved: &serde_json::Value, now: &serde_json::Value) -> String {
     let empty = serde_json::Map::new();
     let (a, b) = (saved.as_object().unwrap_or(&empty), now.as_object().unwrap_or(&empty));
     a.keys()

@@ -1,6 +1,9 @@
 //! Helpers shared by the integration tests: a loopback HTTP server and the binary.
 #![allow(dead_code)]
 
+/// The real MNIST test digits that ship with the repository (`data/mnist/`).
+pub const MNIST: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data/mnist");
+
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
