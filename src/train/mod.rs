@@ -11,6 +11,7 @@ pub mod results;
 pub mod run_dir;
 pub mod schedule;
 pub mod sgd;
+pub mod tensorboard;
 pub mod trainer;
 
 pub use config::{TrainConfig, ValLabels};

@@ -114,11 +114,25 @@ pub fn run_ok(args: &[&str]) -> String {
 pub fn run_err(args: &[&str]) -> String {
     let out: Output = rethink().args(args).output().expect("binary runs");
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!out.status.success(), "rethink {args:?} should fail; stderr: {stderr}");
-    assert_ne!(out.status.code(), Some(101), "rethink {args:?} panicked: {stderr}");
-    assert!(!stderr.contains("panicked"), "rethink {args:?} panicked: {stderr}");
+    assert!(
+        !out.status.success(),
+        "rethink {args:?} should fail; stderr: {stderr}"
+    );
+    assert_ne!(
+        out.status.code(),
+        Some(101),
+        "rethink {args:?} panicked: {stderr}"
+    );
+    assert!(
+        !stderr.contains("panicked"),
+        "rethink {args:?} panicked: {stderr}"
+    );
     let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "expected a one-line error for {args:?}, got:\n{stderr}");
+    assert_eq!(
+        lines.len(),
+        1,
+        "expected a one-line error for {args:?}, got:\n{stderr}"
+    );
     lines[0].to_string()
 }
 
