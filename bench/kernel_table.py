@@ -28,13 +28,14 @@ def main():
         preds = {}
         for p in runs:
             path = os.path.join(out, f"{p}-{n}", "predictions.txt")
-            preds[p] = open(path).read().strip() if os.path.exists(path) else None
+            # One class index per line; scipy's JSON holds the (single-digit, MNIST) classes as one string.
+            preds[p] = [int(line) for line in open(path).read().split()] if os.path.exists(path) else None
         diff = []
         for p in ("f64", "f32"):
             if preds[p] is None:
                 diff.append("?")
             else:
-                diff.append(str(sum(a != b for a, b in zip(preds[p], s["predictions"]))))
+                diff.append(str(sum(a != int(b) for a, b in zip(preds[p], s["predictions"]))))
         f64, f32 = runs["f64"], runs["f32"]
         steps = len(f32["refinement"])
         mark = "" if s.get("openblas_coretype", "default") == "default" else " ¹"

@@ -67,7 +67,27 @@ fn main() {
     let gemm_s = time(args.reps, || {
         // SAFETY: three distinct size×size column-major matrices.
         unsafe {
-            gemm::gemm(size, size, size, c.as_mut_ptr(), size as isize, 1, false, a.as_ptr(), size as isize, 1, b.as_ptr(), size as isize, 1, 1.0, 1.0, false, false, false, gemm::Parallelism::Rayon(0));
+            gemm::gemm(
+                size,
+                size,
+                size,
+                c.as_mut_ptr(),
+                size as isize,
+                1,
+                false,
+                a.as_ptr(),
+                size as isize,
+                1,
+                b.as_ptr(),
+                size as isize,
+                1,
+                1.0,
+                1.0,
+                false,
+                false,
+                false,
+                gemm::Parallelism::Rayon(0),
+            );
         }
     });
     println!("reference f32 GEMM {size}³: {:.0} GFLOP/s", 2.0 * (size as f64).powi(3) / gemm_s / 1e9);
@@ -94,7 +114,12 @@ fn main() {
             (fwd + bwd) * count as f64 * 1e3
         );
     }
-    println!("| **all convs** | | {:.1} | | {:.1} | | {:.1} |", total_fwd * 1e3, total_bwd * 1e3, (total_fwd + total_bwd) * 1e3);
+    println!(
+        "| **all convs** | | {:.1} | | {:.1} | | {:.1} |",
+        total_fwd * 1e3,
+        total_bwd * 1e3,
+        (total_fwd + total_bwd) * 1e3
+    );
     println!();
     println!("| batch norm + ReLU | × | train fwd ms | train bwd ms | eval ms |");
     println!("|---|---:|---:|---:|---:|");
@@ -105,9 +130,8 @@ fn main() {
         let (gamma, beta) = (vec![1.0f32; channels], vec![0.0f32; channels]);
         let out = batch_norm::forward_train(&g, &x, &gamma, &beta, 1e-5, true);
         let fwd = time(args.reps, || batch_norm::forward_train(&g, &x, &gamma, &beta, 1e-5, true));
-        let bwd = time(args.reps, || {
-            batch_norm::backward_train(&g, &x, &dy, &gamma, &beta, &out.mean, &out.var, 1e-5, true)
-        });
+        let bwd =
+            time(args.reps, || batch_norm::backward_train(&g, &x, &dy, &gamma, &beta, &out.mean, &out.var, 1e-5, true));
         let eval = time(args.reps, || batch_norm::forward_eval(&g, &x, &gamma, &beta, &out.mean, &out.var, 1e-5, true));
         println!("| {name} | {count} | {:.2} | {:.2} | {:.2} |", fwd * 1e3, bwd * 1e3, eval * 1e3);
     }

@@ -5,15 +5,15 @@
 //! It prints the median time per step (the batch is built beforehand, as on the PyTorch side);
 //! it asserts nothing. The baseline for the performance issue.
 
+use burn::optim::GradientsParams;
 use clap::Parser;
 use rethink::data::batch::{InputPipeline, Normalization, Preprocess, make_batch};
 use rethink::data::synthetic::{SyntheticSpec, generate};
 use rethink::device::Backend;
 use rethink::model::{Arch, Model, ModelSpec, WrnSpec, trainable_param_count};
-use rethink::train::sgd::{Sgd, SgdConfig};
-use burn::optim::GradientsParams;
 use rethink::train::epoch::train_step;
 use rethink::train::evaluate::cross_entropy;
+use rethink::train::sgd::{Sgd, SgdConfig};
 use std::time::Instant;
 
 /// Benchmark options.
@@ -44,8 +44,28 @@ fn main() {
     let pipeline = InputPipeline { preprocess: Preprocess::Demo, norm: Normalization::cifar10() };
     let wrn = WrnSpec { depth: 28, widen_factor: 1, droprate: 0.0 };
     let models = [
-        ("WRN-28-1", ModelSpec { arch: Arch::WideResnet, wrn, mlp_hidden: vec![], mlp_bias: false, input: [3, 32, 32], num_classes: 10 }),
-        ("MLP-512", ModelSpec { arch: Arch::Mlp, wrn, mlp_hidden: vec![512], mlp_bias: false, input: [3, 32, 32], num_classes: 10 }),
+        (
+            "WRN-28-1",
+            ModelSpec {
+                arch: Arch::WideResnet,
+                wrn,
+                mlp_hidden: vec![],
+                mlp_bias: false,
+                input: [3, 32, 32],
+                num_classes: 10,
+            },
+        ),
+        (
+            "MLP-512",
+            ModelSpec {
+                arch: Arch::Mlp,
+                wrn,
+                mlp_hidden: vec![512],
+                mlp_bias: false,
+                input: [3, 32, 32],
+                num_classes: 10,
+            },
+        ),
     ];
     if !args.csv {
         println!("threads: {}, batch {}, {} timed steps", rayon_threads(), args.batch_size, args.steps);
@@ -85,7 +105,12 @@ fn main() {
                 upd += t.elapsed().as_secs_f64();
             }
             let n = args.steps as f64;
-            eprintln!("{name} phases (ms): forward {:.1}, backward {:.1}, sgd+sync {:.1}", fwd / n * 1e3, bwd / n * 1e3, upd / n * 1e3);
+            eprintln!(
+                "{name} phases (ms): forward {:.1}, backward {:.1}, sgd+sync {:.1}",
+                fwd / n * 1e3,
+                bwd / n * 1e3,
+                upd / n * 1e3
+            );
         }
         let eval_device = backend.device();
         let eval_model = burn::module::Module::valid(&model);

@@ -56,14 +56,7 @@ fn main() -> Result<()> {
         ..test.clone()
     };
     let (n_train, n_test) = (train.len(), held_out.len());
-    write_mnist(
-        &args.out,
-        &Splits {
-            train,
-            test: held_out,
-            num_classes: 10,
-        },
-    )?;
+    write_mnist(&args.out, &Splits { train, test: held_out, num_classes: 10 })?;
     println!(
         "wrote {}: {n_train} training digits from the first {} test digits, {n_test} test digits",
         args.out.display(),

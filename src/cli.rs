@@ -1,5 +1,6 @@
 //! The command line: `rethink train`, `rethink labels` and `rethink kernel`.
 
+use crate::data::batch::Preprocess;
 use crate::data::randomize::Randomization;
 use crate::data::source::DataKind;
 use crate::device::Backend;
@@ -9,7 +10,6 @@ use crate::kernel::matrix::KernelFn;
 use crate::kernel::refine::{Method, RefineOptions};
 use crate::model::Arch;
 use crate::train::config::{TrainConfig, ValLabels};
-use crate::data::batch::Preprocess;
 use crate::train::schedule::{LrSchedule, ScheduleKind};
 use crate::train::trainer::RunOptions;
 use clap::{Args, Parser, Subcommand};
@@ -357,8 +357,8 @@ pub struct KernelArgs {
     /// Use at most this much memory (GiB); the default is MemAvailable of /proc/meminfo.
     #[arg(long, value_name = "GIB")]
     pub max_memory: Option<f64>,
-    /// Directory receiving result.json and predictions.txt (the predicted class of every test
-    /// point, one digit each, on one line).
+    /// Directory receiving result.json and predictions.txt (the predicted class index of every
+    /// test point, in decimal, one per line).
     #[arg(long, default_value = "runs/kernel")]
     pub out: PathBuf,
     /// Hide the factorization progress bar.
@@ -376,12 +376,8 @@ impl KernelArgs {
             (KernelKind::Laplacian, Some(_), _) => {
                 anyhow::bail!("--bandwidth applies to --kernel gaussian, not laplacian")
             }
-            (KernelKind::Gaussian, bw, None) => KernelFn::Gaussian {
-                bandwidth: bw.unwrap_or(0.02),
-            },
-            (KernelKind::Laplacian, None, sigma) => KernelFn::Laplacian {
-                sigma: sigma.unwrap_or(10.0),
-            },
+            (KernelKind::Gaussian, bw, None) => KernelFn::Gaussian { bandwidth: bw.unwrap_or(0.02) },
+            (KernelKind::Laplacian, None, sigma) => KernelFn::Laplacian { sigma: sigma.unwrap_or(10.0) },
         };
         Ok(KernelConfig {
             data: self.data,
@@ -397,11 +393,7 @@ impl KernelArgs {
             kernel,
             solver: self.solver,
             precision: self.precision,
-            refine: RefineOptions {
-                method: self.refine,
-                tol: self.refine_tol,
-                max_steps: self.max_refine,
-            },
+            refine: RefineOptions { method: self.refine, tol: self.refine_tol, max_steps: self.max_refine },
             cg: CgOptions {
                 tol: self.tol,
                 max_iters: self.max_iters,

@@ -27,11 +27,6 @@ fn labels(args: LabelsArgs) -> Result<()> {
     config.validate()?;
     let data = prepare_data(&config, &options)?;
     write_atomic(&out, labels_csv(&data).as_bytes())?;
-    eprintln!(
-        "wrote {} ({} train, {} val labels)",
-        out.display(),
-        data.train.len(),
-        data.val.len()
-    );
+    eprintln!("wrote {} ({} train, {} val labels)", out.display(), data.train.len(), data.val.len());
     Ok(())
 }

@@ -17,7 +17,6 @@ use rethink::data::image_set::{ImageSet, Splits};
 
 const REC: usize = 3073;
 
-
 fn cifar_set(n: usize, seed: u64) -> ImageSet {
     ImageSet {
         images: pseudo_random_bytes(n * 3072, seed),
@@ -29,11 +28,7 @@ fn cifar_set(n: usize, seed: u64) -> ImageSet {
 }
 
 fn tiny_splits() -> Splits {
-    Splits {
-        train: cifar_set(15, 1),
-        test: cifar_set(3, 2),
-        num_classes: 10,
-    }
+    Splits { train: cifar_set(15, 1), test: cifar_set(3, 2), num_classes: 10 }
 }
 
 /// Raw CIFAR-10 file: `labels.len()` records with the given labels and seeded pixels.
@@ -101,11 +96,7 @@ fn cifar10_archive_round_trip_in_all_four_path_forms() {
     tar::Archive::new(gz).unpack(out.path()).unwrap();
     let bin_dir = out.path().join(CIFAR10_DIR);
     for name in CIFAR10_TRAIN_FILES.iter().chain([&CIFAR10_TEST_FILE]) {
-        assert_eq!(
-            fs::metadata(bin_dir.join(name)).unwrap().len(),
-            3 * REC as u64,
-            "{name}"
-        );
+        assert_eq!(fs::metadata(bin_dir.join(name)).unwrap().len(), 3 * REC as u64, "{name}");
     }
     let meta = fs::read_to_string(bin_dir.join("batches.meta.txt")).unwrap();
     assert_eq!(meta.lines().next(), Some("airplane"));
@@ -123,11 +114,7 @@ fn cifar10_archive_round_trip_in_all_four_path_forms() {
 fn cifar10_archive_written_to_explicit_file_name() {
     let tmp = tempfile::tempdir().unwrap();
     let file = tmp.path().join("export.tar.gz");
-    let splits = Splits {
-        train: cifar_set(7, 3),
-        test: cifar_set(1, 4),
-        num_classes: 10,
-    };
+    let splits = Splits { train: cifar_set(7, 3), test: cifar_set(1, 4), num_classes: 10 };
     write_cifar10_archive(&file, &splits).unwrap();
     assert_splits_eq(&load_cifar10(&file).unwrap(), &splits);
     assert!(!tmp.path().join("export.tar.gz.part").exists());
@@ -140,11 +127,7 @@ fn cifar10_writer_rejects_invalid_splits_without_leaving_files() {
     bad.test.labels[1] = 10;
     let e = err_of(write_cifar10_archive(tmp.path(), &bad));
     assert!(e.contains("label 10"), "{e}");
-    let few = Splits {
-        train: cifar_set(4, 1),
-        test: cifar_set(1, 1),
-        num_classes: 10,
-    };
+    let few = Splits { train: cifar_set(4, 1), test: cifar_set(1, 1), num_classes: 10 };
     let e = err_of(write_cifar10_archive(tmp.path(), &few));
     assert!(e.contains(CIFAR10_ARCHIVE), "{e}");
     assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 0);
@@ -156,15 +139,9 @@ fn cifar10_directory_files_concatenate_in_order() {
     write_cifar10_dir(tmp.path());
     let s = load_cifar10(tmp.path()).unwrap();
     assert_eq!(s.num_classes, 10);
-    assert_eq!(
-        s.train.labels,
-        vec![0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4]
-    );
+    assert_eq!(s.train.labels, vec![0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4]);
     assert_eq!(s.test.labels, vec![5, 5, 5]);
-    assert_eq!(
-        (s.train.channels, s.train.height, s.train.width),
-        (3, 32, 32)
-    );
+    assert_eq!((s.train.channels, s.train.height, s.train.width), (3, 32, 32));
     assert_eq!(s.train.images.len(), 15 * 3072);
     // Third training file's first image = second record's pixels of the seed-2 file.
     assert_eq!(s.train.image(6), &pseudo_random_bytes(3 * 3072, 2)[..3072]);
@@ -184,14 +161,8 @@ fn cifar10_missing_file_is_named_with_directory_and_hint() {
 
     let empty = tempfile::tempdir().unwrap();
     let e = err_of(load_cifar10(empty.path()));
-    assert!(
-        e.contains(&empty.path().join("data_batch_1.bin").display().to_string()),
-        "{e}"
-    );
-    assert!(
-        e.contains(CIFAR10_ARCHIVE) && e.contains("--download"),
-        "{e}"
-    );
+    assert!(e.contains(&empty.path().join("data_batch_1.bin").display().to_string()), "{e}");
+    assert!(e.contains(CIFAR10_ARCHIVE) && e.contains("--download"), "{e}");
 
     let nowhere = empty.path().join("no-such-dir");
     let e = err_of(load_cifar10(&nowhere));
@@ -208,18 +179,12 @@ fn cifar10_truncated_file_reports_size_and_record_length() {
     fs::write(&f, &data).unwrap();
     let e = err_of(load_cifar10(tmp.path()));
     assert!(e.contains(&f.display().to_string()), "{e}");
-    assert!(
-        e.contains("3073") && e.contains(&format!("{}", 3 * REC - 1)),
-        "{e}"
-    );
+    assert!(e.contains("3073") && e.contains(&format!("{}", 3 * REC - 1)), "{e}");
     assert!(e.contains("truncated"), "{e}");
 
     fs::write(&f, b"").unwrap();
     let e = err_of(load_cifar10(tmp.path()));
-    assert!(
-        e.contains(&f.display().to_string()) && e.contains("empty"),
-        "{e}"
-    );
+    assert!(e.contains(&f.display().to_string()) && e.contains("empty"), "{e}");
 }
 
 #[test]
@@ -239,40 +204,26 @@ fn cifar10_archive_errors_name_archive_and_member() {
     let archive = tmp.path().join(CIFAR10_ARCHIVE);
     let good = cifar10_file(&[1, 2, 3], 1);
     let bad = cifar10_file(&[1, 11, 3], 1);
-    let mut members: Vec<(String, Vec<u8>)> = CIFAR10_TRAIN_FILES
-        .iter()
-        .map(|n| (format!("{CIFAR10_DIR}/{n}"), good.clone()))
-        .collect();
-    let refs: Vec<(&str, &[u8])> = members
-        .iter()
-        .map(|(n, d)| (n.as_str(), d.as_slice()))
-        .collect();
+    let mut members: Vec<(String, Vec<u8>)> =
+        CIFAR10_TRAIN_FILES.iter().map(|n| (format!("{CIFAR10_DIR}/{n}"), good.clone())).collect();
+    let refs: Vec<(&str, &[u8])> = members.iter().map(|(n, d)| (n.as_str(), d.as_slice())).collect();
 
     // test_batch.bin missing from the archive.
     write_tar_gz(&archive, &refs);
     let e = err_of(load_cifar10(tmp.path()));
-    assert!(
-        e.contains(&archive.display().to_string()) && e.contains("test_batch.bin"),
-        "{e}"
-    );
+    assert!(e.contains(&archive.display().to_string()) && e.contains("test_batch.bin"), "{e}");
     assert!(e.contains("not found"), "{e}");
 
     // Bad label inside a member.
     members[3].1 = bad;
-    let refs: Vec<(&str, &[u8])> = members
-        .iter()
-        .map(|(n, d)| (n.as_str(), d.as_slice()))
-        .collect();
+    let refs: Vec<(&str, &[u8])> = members.iter().map(|(n, d)| (n.as_str(), d.as_slice())).collect();
     let mut with_test = refs.clone();
     let test_name = format!("{CIFAR10_DIR}/{CIFAR10_TEST_FILE}");
     with_test.push((&test_name, &good));
     write_tar_gz(&archive, &with_test);
     let e = err_of(load_cifar10(&archive));
     assert!(e.contains(&archive.display().to_string()), "{e}");
-    assert!(
-        e.contains("data_batch_4.bin") && e.contains("record 1") && e.contains("label 11"),
-        "{e}"
-    );
+    assert!(e.contains("data_batch_4.bin") && e.contains("record 1") && e.contains("label 11"), "{e}");
 
     // A truncated download.
     write_cifar10_archive(tmp.path(), &tiny_splits()).unwrap();
@@ -328,16 +279,9 @@ fn cifar100_uses_fine_labels_in_directory_and_archive_forms() {
     fs::write(dir.join(CIFAR100_TEST_FILE), cifar10_file(&[1], 1)).unwrap();
     let e = err_of(load_cifar100(&dir));
     assert!(e.contains("test.bin") && e.contains("3074"), "{e}");
-    fs::write(
-        dir.join(CIFAR100_TEST_FILE),
-        cifar100_file(&[(1, 2), (1, 100)], 1),
-    )
-    .unwrap();
+    fs::write(dir.join(CIFAR100_TEST_FILE), cifar100_file(&[(1, 2), (1, 100)], 1)).unwrap();
     let e = err_of(load_cifar100(&dir));
-    assert!(
-        e.contains("test.bin") && e.contains("record 1") && e.contains("fine label 100"),
-        "{e}"
-    );
+    assert!(e.contains("test.bin") && e.contains("record 1") && e.contains("fine label 100"), "{e}");
 }
 
 // ---------------------------------------------------------------- IDX / MNIST
@@ -400,10 +344,7 @@ fn idx_truncated_wrong_magic_and_trailing_data_are_errors() {
     ] {
         let p = put(tmp.path(), name, &data);
         let e = err_of(read_idx_images(&p));
-        assert!(
-            e.contains(&p.display().to_string()) && e.contains("truncated"),
-            "{name}: {e}"
-        );
+        assert!(e.contains(&p.display().to_string()) && e.contains("truncated"), "{name}: {e}");
     }
     // A gzip stream cut in the middle.
     let z = gz(&img);
@@ -413,10 +354,7 @@ fn idx_truncated_wrong_magic_and_trailing_data_are_errors() {
 
     let lab = put(tmp.path(), "labels", &idx_labels(&[1, 2]));
     let e = err_of(read_idx_images(&lab));
-    assert!(
-        e.contains(&lab.display().to_string()) && e.contains("magic"),
-        "{e}"
-    );
+    assert!(e.contains(&lab.display().to_string()) && e.contains("magic"), "{e}");
     let img_file = put(tmp.path(), "images", &img);
     let e = err_of(read_idx_labels(&img_file));
     assert!(e.contains("images") && e.contains("0x00000803"), "{e}");
@@ -425,10 +363,7 @@ fn idx_truncated_wrong_magic_and_trailing_data_are_errors() {
     long.push(0);
     let p = put(tmp.path(), "long", &long);
     let e = err_of(read_idx_images(&p));
-    assert!(
-        e.contains(&p.display().to_string()) && e.contains("longer"),
-        "{e}"
-    );
+    assert!(e.contains(&p.display().to_string()) && e.contains("longer"), "{e}");
 
     let e = err_of(read_idx_labels(&tmp.path().join("absent")));
     assert!(e.contains("absent"), "{e}");
@@ -437,19 +372,9 @@ fn idx_truncated_wrong_magic_and_trailing_data_are_errors() {
 fn write_mnist(dir: &Path, n_train: u8, n_test: u8) {
     let imgs = |n: u8, seed| idx_images(n as u32, 28, 28, &pseudo_random_bytes(n as usize * 784, seed));
     put(dir, "train-images-idx3-ubyte", &imgs(n_train, 1));
-    put(
-        dir,
-        "train-labels-idx1-ubyte.gz",
-        &gz(&idx_labels(
-            &(0..n_train).map(|i| i % 10).collect::<Vec<_>>(),
-        )),
-    );
+    put(dir, "train-labels-idx1-ubyte.gz", &gz(&idx_labels(&(0..n_train).map(|i| i % 10).collect::<Vec<_>>())));
     put(dir, "t10k-images-idx3-ubyte.gz", &gz(&imgs(n_test, 2)));
-    put(
-        dir,
-        "t10k-labels-idx1-ubyte",
-        &idx_labels(&(0..n_test).map(|i| 9 - i % 10).collect::<Vec<_>>()),
-    );
+    put(dir, "t10k-labels-idx1-ubyte", &idx_labels(&(0..n_test).map(|i| 9 - i % 10).collect::<Vec<_>>()));
 }
 
 #[test]
@@ -459,10 +384,7 @@ fn mnist_tiny_set_with_mixed_raw_and_gz_files() {
     let s = load_mnist(tmp.path()).unwrap();
     assert_eq!(s.num_classes, 10);
     assert_eq!((s.train.len(), s.test.len()), (12, 3));
-    assert_eq!(
-        (s.train.channels, s.train.height, s.train.width),
-        (1, 28, 28)
-    );
+    assert_eq!((s.train.channels, s.train.height, s.train.width), (1, 28, 28));
     assert_eq!(s.train.labels[11], 1);
     assert_eq!(s.test.labels, vec![9, 8, 7]);
     assert_eq!(s.test.images, pseudo_random_bytes(3 * 784, 2));
@@ -475,31 +397,17 @@ fn mnist_count_mismatch_bad_label_and_missing_file() {
     write_mnist(tmp.path(), 12, 3);
     let lp = put(tmp.path(), "t10k-labels-idx1-ubyte", &idx_labels(&[1, 2]));
     let e = err_of(load_mnist(tmp.path()));
-    assert!(
-        e.contains(&lp.display().to_string()) && e.contains("2 labels") && e.contains("3 images"),
-        "{e}"
-    );
+    assert!(e.contains(&lp.display().to_string()) && e.contains("2 labels") && e.contains("3 images"), "{e}");
 
-    put(
-        tmp.path(),
-        "t10k-labels-idx1-ubyte",
-        &idx_labels(&[1, 10, 2]),
-    );
+    put(tmp.path(), "t10k-labels-idx1-ubyte", &idx_labels(&[1, 10, 2]));
     let e = err_of(load_mnist_test_only(tmp.path()));
-    assert!(
-        e.contains(&lp.display().to_string()) && e.contains("label 1 is 10"),
-        "{e}"
-    );
+    assert!(e.contains(&lp.display().to_string()) && e.contains("label 1 is 10"), "{e}");
 
     fs::remove_file(tmp.path().join("train-images-idx3-ubyte")).unwrap();
     let e = err_of(load_mnist(tmp.path()));
-    assert!(
-        e.contains("train-images-idx3-ubyte") && e.contains("--download"),
-        "{e}"
-    );
+    assert!(e.contains("train-images-idx3-ubyte") && e.contains("--download"), "{e}");
     assert!(e.contains(&tmp.path().display().to_string()), "{e}");
 }
-
 
 #[test]
 fn real_mnist_test_set_loads() {
@@ -512,10 +420,7 @@ fn real_mnist_test_set_loads() {
     assert_eq!(&t.labels[..10], &[7, 2, 1, 0, 4, 1, 4, 9, 5, 9]);
     let mut counts = [0usize; 10];
     t.labels.iter().for_each(|&l| counts[l as usize] += 1);
-    assert_eq!(
-        counts,
-        [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
-    );
+    assert_eq!(counts, [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]);
     assert_eq!(t.image(0).iter().map(|&p| p as u32).sum::<u32>(), 18454);
 
     // Only the t10k files ship, so the full loader must name the missing training file.

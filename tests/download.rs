@@ -18,10 +18,8 @@ fn part_of(dest: &Path) -> std::path::PathBuf {
 
 /// Files left in `dir`, sorted, for "nothing was left behind" checks.
 fn listing(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
+    let mut v: Vec<String> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     v.sort();
     v
 }
@@ -52,10 +50,7 @@ fn checksum_mismatch_leaves_nothing() {
     let dest = tmp.path().join("f.bin");
     let url = server.url("/f.bin");
     let wrong = "00000000000000000000000000000000";
-    let e = format!(
-        "{:#}",
-        fetch_verified(&url, &dest, wrong, false).unwrap_err()
-    );
+    let e = format!("{:#}", fetch_verified(&url, &dest, wrong, false).unwrap_err());
     assert!(e.contains("checksum") && e.contains(&url), "{e}");
     assert!(e.contains(wrong) && e.contains(&md5_hex(&body)), "{e}");
     assert!(!dest.exists());
@@ -65,24 +60,12 @@ fn checksum_mismatch_leaves_nothing() {
 #[test]
 fn connection_closed_early_leaves_nothing() {
     let body = payload(1000);
-    let server = serve(&[(
-        "/short",
-        Reply::Short {
-            body: body.clone(),
-            claimed: 4000,
-        },
-    )]);
+    let server = serve(&[("/short", Reply::Short { body: body.clone(), claimed: 4000 })]);
     let tmp = tempfile::tempdir().unwrap();
     let dest = tmp.path().join("short.bin");
     let url = server.url("/short");
-    let e = format!(
-        "{:#}",
-        fetch_verified(&url, &dest, &md5_hex(&body), false).unwrap_err()
-    );
-    assert!(
-        e.contains(&url) && e.contains("closed after") && e.contains("of 4000 bytes"),
-        "{e}"
-    );
+    let e = format!("{:#}", fetch_verified(&url, &dest, &md5_hex(&body), false).unwrap_err());
+    assert!(e.contains(&url) && e.contains("closed after") && e.contains("of 4000 bytes"), "{e}");
     assert!(!e.contains('\n'), "{e}");
     assert!(!dest.exists());
     assert!(listing(tmp.path()).is_empty(), "{:?}", listing(tmp.path()));
@@ -94,10 +77,7 @@ fn http_404_is_reported_with_status() {
     let tmp = tempfile::tempdir().unwrap();
     let dest = tmp.path().join("missing.bin");
     let url = server.url("/missing.bin");
-    let e = format!(
-        "{:#}",
-        fetch_verified(&url, &dest, &md5_hex(b"x"), false).unwrap_err()
-    );
+    let e = format!("{:#}", fetch_verified(&url, &dest, &md5_hex(b"x"), false).unwrap_err());
     assert!(e.contains("404") && e.contains(&url), "{e}");
     assert!(listing(tmp.path()).is_empty(), "{:?}", listing(tmp.path()));
     assert_eq!(server.hits(), 1);
@@ -111,13 +91,7 @@ fn existing_file_with_right_checksum_makes_no_request() {
     let dest = tmp.path().join("f");
     std::fs::write(&dest, &body).unwrap();
     // Upper-case expected digest is accepted too.
-    fetch_verified(
-        &server.url("/f"),
-        &dest,
-        &md5_hex(&body).to_uppercase(),
-        true,
-    )
-    .unwrap();
+    fetch_verified(&server.url("/f"), &dest, &md5_hex(&body).to_uppercase(), true).unwrap();
     assert_eq!(server.hits(), 0);
     assert_eq!(std::fs::read(&dest).unwrap(), body);
 }
@@ -149,17 +123,10 @@ fn failed_download_keeps_previous_file_untouched() {
 #[test]
 fn refused_connection_names_the_url() {
     // Bind then drop a listener to get a loopback port with nobody listening.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let url = format!("http://127.0.0.1:{port}/x");
     let tmp = tempfile::tempdir().unwrap();
-    let e = format!(
-        "{:#}",
-        fetch_verified(&url, &tmp.path().join("x"), &md5_hex(b""), false).unwrap_err()
-    );
+    let e = format!("{:#}", fetch_verified(&url, &tmp.path().join("x"), &md5_hex(b""), false).unwrap_err());
     assert!(e.contains(&url), "{e}");
     assert!(listing(tmp.path()).is_empty());
 }

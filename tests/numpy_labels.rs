@@ -15,40 +15,27 @@ use sha2::{Digest, Sha256};
 
 /// Lower-case hex SHA-256 of `bytes`, as Python's `hexdigest()`.
 fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Reads a required unsigned integer field of a case.
 fn field_u64(case: &Value, key: &str) -> u64 {
-    case[key]
-        .as_u64()
-        .unwrap_or_else(|| panic!("fixture case lacks integer `{key}`: {case}"))
+    case[key].as_u64().unwrap_or_else(|| panic!("fixture case lacks integer `{key}`: {case}"))
 }
 
 /// Reads a required string field of a case.
 fn field_str<'a>(case: &'a Value, key: &str) -> &'a str {
-    case[key]
-        .as_str()
-        .unwrap_or_else(|| panic!("fixture case lacks string `{key}`: {case}"))
+    case[key].as_str().unwrap_or_else(|| panic!("fixture case lacks string `{key}`: {case}"))
 }
 
 #[test]
 fn corrupt_labels_matches_numpy_fixtures() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/numpy_labels.json");
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     let fixture: Value = serde_json::from_str(&text).expect("fixture is valid JSON");
-    assert_eq!(
-        fixture["seed"].as_u64(),
-        Some(u64::from(DEMO_CORRUPTION_SEED))
-    );
+    assert_eq!(fixture["seed"].as_u64(), Some(u64::from(DEMO_CORRUPTION_SEED)));
 
-    let cases = fixture["cases"]
-        .as_array()
-        .expect("fixture has a `cases` array");
+    let cases = fixture["cases"].as_array().expect("fixture has a `cases` array");
     assert!(!cases.is_empty(), "fixture has no cases");
 
     for case in cases {
@@ -70,21 +57,9 @@ fn corrupt_labels_matches_numpy_fixtures() {
             .map(|v| v.as_u64().expect("first_labels are integers"))
             .collect();
 
-        assert_eq!(
-            count as u64,
-            field_u64(case, "mask_count"),
-            "mask count, {ctx}"
-        );
+        assert_eq!(count as u64, field_u64(case, "mask_count"), "mask count, {ctx}");
         assert_eq!(first, want_first, "first labels, {ctx}");
-        assert_eq!(
-            sha256_hex(&mask_bytes),
-            field_str(case, "mask_sha256"),
-            "mask hash, {ctx}"
-        );
-        assert_eq!(
-            sha256_hex(&got.labels),
-            field_str(case, "labels_sha256"),
-            "labels hash, {ctx}"
-        );
+        assert_eq!(sha256_hex(&mask_bytes), field_str(case, "mask_sha256"), "mask hash, {ctx}");
+        assert_eq!(sha256_hex(&got.labels), field_str(case, "labels_sha256"), "labels hash, {ctx}");
     }
 }

@@ -18,8 +18,21 @@ fn results(run: &Path) -> serde_json::Value {
 /// MLP on 1,000 real MNIST test digits (validated on 2,000 others).
 fn mnist_mlp(out: &Path, extra: &[&str]) -> serde_json::Value {
     let mut args = vec![
-        "train", "--data", "mnist", "--data-dir", MNIST, "--split-test-set", "1000", "--val-size", "2000",
-        "--arch", "mlp", "--weight-decay", "0", "--out", out.to_str().unwrap(),
+        "train",
+        "--data",
+        "mnist",
+        "--data-dir",
+        MNIST,
+        "--split-test-set",
+        "1000",
+        "--val-size",
+        "2000",
+        "--arch",
+        "mlp",
+        "--weight-decay",
+        "0",
+        "--out",
+        out.to_str().unwrap(),
     ];
     args.extend_from_slice(extra);
     run_ok(&args);
@@ -29,9 +42,10 @@ fn mnist_mlp(out: &Path, extra: &[&str]) -> serde_json::Value {
 #[test]
 fn mlp_memorizes_random_labels_of_real_mnist_digits() {
     let out = tempfile::tempdir().unwrap();
-    let r = mnist_mlp(out.path(), &[
-        "--label-corrupt-prob", "1", "--learning-rate", "0.05", "--epochs", "80", "--stop-at-train-acc", "100",
-    ]);
+    let r = mnist_mlp(
+        out.path(),
+        &["--label-corrupt-prob", "1", "--learning-rate", "0.05", "--epochs", "80", "--stop-at-train-acc", "100"],
+    );
     assert_eq!(r["last"]["train_acc"], 100.0, "{r}");
     let val = r["last"]["val_acc"].as_f64().unwrap();
     assert!(val < 15.0, "clean-label val accuracy should stay near 10%: {val}");
@@ -55,9 +69,27 @@ fn true_mnist_labels_generalize() {
 fn partial_corruption_reports_memorization_per_example() {
     let out = tempfile::tempdir().unwrap();
     let stdout = run_ok(&[
-        "train", "--data", "mnist", "--data-dir", MNIST, "--split-test-set", "600", "--val-size", "500",
-        "--arch", "mlp", "--learning-rate", "0.05", "--weight-decay", "0", "--label-corrupt-prob", "0.5",
-        "--epochs", "30", "--out", out.path().to_str().unwrap(),
+        "train",
+        "--data",
+        "mnist",
+        "--data-dir",
+        MNIST,
+        "--split-test-set",
+        "600",
+        "--val-size",
+        "500",
+        "--arch",
+        "mlp",
+        "--learning-rate",
+        "0.05",
+        "--weight-decay",
+        "0",
+        "--label-corrupt-prob",
+        "0.5",
+        "--epochs",
+        "30",
+        "--out",
+        out.path().to_str().unwrap(),
     ]);
     let run = only_run(out.path());
     assert!(stdout.lines().nth(1).unwrap().contains("Acc-tr-corrupted:"), "{stdout}");
@@ -76,7 +108,8 @@ fn partial_corruption_reports_memorization_per_example() {
     let mask = &mask[u16::from_le_bytes([mask[8], mask[9]]) as usize + 10..];
     assert_eq!(mask.len(), 600);
     let mean = |want: u8| {
-        let v: Vec<f64> = fitted.iter().zip(mask).filter(|(e, m)| **m == want && **e >= 0).map(|(e, _)| *e as f64).collect();
+        let v: Vec<f64> =
+            fitted.iter().zip(mask).filter(|(e, m)| **m == want && **e >= 0).map(|(e, _)| *e as f64).collect();
         v.iter().sum::<f64>() / v.len().max(1) as f64
     };
     assert!(mean(0) < mean(1), "clean examples are fitted earlier than corrupted ones");
@@ -87,8 +120,21 @@ fn input_randomizations_run_and_are_named() {
     for kind in ["shuffled-pixels", "random-pixels", "gaussian"] {
         let out = tempfile::tempdir().unwrap();
         run_ok(&[
-            "train", "--data", "synthetic", "--synthetic-train", "64", "--synthetic-test", "32",
-            "--arch", "mlp", "--randomize", kind, "--epochs", "1", "--out", out.path().to_str().unwrap(),
+            "train",
+            "--data",
+            "synthetic",
+            "--synthetic-train",
+            "64",
+            "--synthetic-test",
+            "32",
+            "--arch",
+            "mlp",
+            "--randomize",
+            kind,
+            "--epochs",
+            "1",
+            "--out",
+            out.path().to_str().unwrap(),
         ]);
         let run = only_run(out.path());
         assert!(run.file_name().unwrap().to_str().unwrap().contains(kind), "{run:?}");
@@ -112,9 +158,26 @@ fn paper_pipeline_models_and_schedule() {
     assert_eq!(count(&["--arch", "mlp", "--mlp-bias"]), "Number of parameters: 1209866");
     assert_eq!(count(&["--arch", "mlp", "--mlp-bias", "--mlp-spec", "512x512x512"]), "Number of parameters: 1735178");
     run_ok(&[
-        "train", "--data", "synthetic", "--synthetic-train", "64", "--synthetic-test", "32", "--preprocess", "paper",
-        "--data-augmentation", "--arch", "alexnet", "--learning-rate", "0.01", "--lr-schedule", "exp",
-        "--epochs", "2", "--out", out.path().to_str().unwrap(),
+        "train",
+        "--data",
+        "synthetic",
+        "--synthetic-train",
+        "64",
+        "--synthetic-test",
+        "32",
+        "--preprocess",
+        "paper",
+        "--data-augmentation",
+        "--arch",
+        "alexnet",
+        "--learning-rate",
+        "0.01",
+        "--lr-schedule",
+        "exp",
+        "--epochs",
+        "2",
+        "--out",
+        out.path().to_str().unwrap(),
     ]);
     let csv = std::fs::read_to_string(only_run(out.path()).join("metrics.csv")).unwrap();
     let lrs: Vec<f64> = csv.lines().skip(1).map(|l| l.split(',').nth(1).unwrap().parse().unwrap()).collect();
@@ -136,8 +199,21 @@ fn bad_randomization_flags_get_one_line_errors() {
         let line = run_err(&args);
         assert!(line.contains(expect), "{extra:?}: {line}");
     }
-    let line = run_err(&["train", "--data", "mnist", "--data-dir", MNIST, "--split-test-set", "10000", "--epochs", "0"]);
+    let line =
+        run_err(&["train", "--data", "mnist", "--data-dir", MNIST, "--split-test-set", "10000", "--epochs", "0"]);
     assert!(line.contains("--split-test-set"), "{line}");
-    let line = run_err(&["train", "--data", "mnist", "--data-dir", MNIST, "--split-test-set", "100", "--train-size", "101", "--epochs", "0"]);
+    let line = run_err(&[
+        "train",
+        "--data",
+        "mnist",
+        "--data-dir",
+        MNIST,
+        "--split-test-set",
+        "100",
+        "--train-size",
+        "101",
+        "--epochs",
+        "0",
+    ]);
     assert!(line.contains("--train-size 101 exceeds the 100"), "{line}");
 }

@@ -80,8 +80,10 @@ fn quick_sweep_runs_reports_and_skips_finished_points_on_rerun() {
         assert!(report.join(file).is_file(), "missing report/{file}: {}", text(&first));
     }
     // Random labels are memorized (100% train) while test accuracy stays near chance.
-    let random = out.join(points.iter().find(|l| l.contains("corrupt1_mlp")).unwrap().split_whitespace().nth(2).unwrap());
-    let results: serde_json::Value = serde_json::from_str(&fs::read_to_string(random.join("results.json")).unwrap()).unwrap();
+    let random =
+        out.join(points.iter().find(|l| l.contains("corrupt1_mlp")).unwrap().split_whitespace().nth(2).unwrap());
+    let results: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(random.join("results.json")).unwrap()).unwrap();
     assert_eq!(results["last"]["train_acc"].as_f64(), Some(100.0), "{results}");
     assert!(results["last"]["val_acc"].as_f64().unwrap() < 20.0, "{results}");
 
@@ -126,6 +128,12 @@ fn a_killed_point_resumes_to_the_uninterrupted_result() {
     // SAFETY: kill(2) on the process group we created; no memory is involved.
     assert_eq!(unsafe { libc::kill(-pgid, libc::SIGKILL) }, 0);
     child.wait().unwrap();
+    // The training grandchild may take a moment to die and release its lock.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while statuses(&spec, &killed) == ["running"] {
+        assert!(Instant::now() < deadline, "the killed point's lock was never released");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let done_epochs = fs::read_to_string(run_dir.join("metrics.csv")).unwrap().lines().count() - 1;
     assert!(done_epochs < 12, "the point finished before it was killed; make it longer");
     assert_eq!(statuses(&spec, &killed), ["partial"]);
@@ -141,7 +149,8 @@ fn a_killed_point_resumes_to_the_uninterrupted_result() {
 #[test]
 fn index_runs_one_point_and_list_shows_each_status() {
     let tmp = tempfile::tempdir().unwrap();
-    let spec = spec(tmp.path(), "idx", &format!("{SYNTHETIC_MLP}\n[grid]\nlabel_corrupt_prob = [0.0, 1.0]\nseed = [0, 1]\n"));
+    let spec =
+        spec(tmp.path(), "idx", &format!("{SYNTHETIC_MLP}\n[grid]\nlabel_corrupt_prob = [0.0, 1.0]\nseed = [0, 1]\n"));
     let (spec_s, out) = (spec.to_str().unwrap(), tmp.path().join("out"));
     let out_s = out.to_str().unwrap();
     assert_eq!(statuses(&spec, &out), ["pending"; 4]);
@@ -202,8 +211,10 @@ data_dir = "no/such/dir"
     let all = text(&result);
     let last = all.lines().last().unwrap();
     assert!(last.starts_with("error: 1 point(s) failed: point 1:") && last.contains("no/such/dir"), "{all}");
-    assert!(last.contains("logs/mnist_mlp32_lr0.1_mmt0.9_NoWd_NoAug.log"), "{all}");
-    assert!(out.join("logs/mnist_mlp32_lr0.1_mmt0.9_NoWd_NoAug.log").is_file());
+    // data_dir is not part of the demo's experiment name, so it is appended to the directory's.
+    let log = "logs/mnist_mlp32_lr0.1_mmt0.9_NoWd_NoAug_data-dir-no-such-dir.log";
+    assert!(last.contains(log), "{all}");
+    assert!(out.join(log).is_file());
     assert_eq!(statuses(&spec, &out), ["done", "pending"]);
 }
 
@@ -213,8 +224,17 @@ fn emit_slurm_writes_an_array_script() {
     let spec = spec(tmp.path(), "arr", &format!("{SYNTHETIC_MLP}\n[grid]\nseed = [0, 1, 2]\n"));
     let (out, script) = (tmp.path().join("out"), tmp.path().join("arr.sbatch"));
     run_ok(&[
-        "sweep", spec.to_str().unwrap(), "--out", out.to_str().unwrap(), "--emit-slurm", script.to_str().unwrap(),
-        "--array-max", "2", "--sbatch=--partition=gpu", "--sbatch", "--time=1:00:00",
+        "sweep",
+        spec.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--emit-slurm",
+        script.to_str().unwrap(),
+        "--array-max",
+        "2",
+        "--sbatch=--partition=gpu",
+        "--sbatch",
+        "--time=1:00:00",
     ]);
     let text = fs::read_to_string(&script).unwrap();
     assert!(text.contains("#SBATCH --array=0-2%2\n"), "{text}");
@@ -227,9 +247,7 @@ fn emit_slurm_writes_an_array_script() {
     let task = std::process::Command::new("bash").arg(&script).env("SLURM_ARRAY_TASK_ID", "1").output().unwrap();
     assert!(task.status.success(), "{}", String::from_utf8_lossy(&task.stderr));
     assert_eq!(statuses(&spec, &out), ["pending", "done", "pending"]);
-    let e = run_err(&[
-        "sweep", spec.to_str().unwrap(), "--emit-slurm", script.to_str().unwrap(), "--array-max", "0",
-    ]);
+    let e = run_err(&["sweep", spec.to_str().unwrap(), "--emit-slurm", script.to_str().unwrap(), "--array-max", "0"]);
     assert!(e.contains("--array-max must be at least 1"), "{e}");
 }
 
@@ -241,7 +259,10 @@ fn bad_sweep_files_get_one_line_errors_naming_the_point_and_flag() {
         ("[grid]\nepochs = [\"many\"]", "point 0 (epochs=many): error: invalid value 'many' for '--epochs <EPOCHS>'"),
         ("[grid]\nlabel_corrupt_prob = []", "[grid] label_corrupt_prob is an empty list"),
         ("[base]\narch = \"mlp\"", "the sweep has no points"),
-        ("[base]\nrandomize = \"none\"\n[[points]]\nlabel_corrupt_prob = 0.5", "point 0 (label-corrupt-prob=0.5): --randomize none contradicts"),
+        (
+            "[base]\nrandomize = \"none\"\n[[points]]\nlabel_corrupt_prob = 0.5",
+            "point 0 (label-corrupt-prob=0.5): --randomize none contradicts",
+        ),
         ("[grid]\nseed = [1, 1]", "points 0 and 1 are the same run"),
         ("[grid]\nseed = [1\n", "TOML parse error"),
     ];

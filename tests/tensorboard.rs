@@ -26,9 +26,7 @@ const INSTALL_HINT: &str = "this test needs python3 with venv and pip to install
 
 /// Runs `cmd`, panicking with `what`, its output and the install hint if it fails.
 fn check(cmd: &mut Command, what: &str) -> String {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {what} ({e}): {INSTALL_HINT}"));
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {what} ({e}): {INSTALL_HINT}"));
     assert!(
         out.status.success(),
         "{what} failed ({INSTALL_HINT}):\n{}{}",
@@ -48,18 +46,12 @@ fn python() -> PathBuf {
     }
     let importable = |p: &Path| {
         Command::new(p)
-            .args([
-                "-c",
-                "import tensorboard.backend.event_processing.event_accumulator",
-            ])
+            .args(["-c", "import tensorboard.backend.event_processing.event_accumulator"])
             .output()
             .is_ok_and(|o| o.status.success())
     };
     if !importable(&python) {
-        check(
-            Command::new("python3").args(["-m", "venv", "--clear", VENV]),
-            "python3 -m venv",
-        );
+        check(Command::new("python3").args(["-m", "venv", "--clear", VENV]), "python3 -m venv");
         check(
             Command::new(&python).args([
                 "-m",
@@ -71,10 +63,7 @@ fn python() -> PathBuf {
             ]),
             "pip install tensorboard",
         );
-        assert!(
-            importable(&python),
-            "tensorboard is not importable after pip install: {INSTALL_HINT}"
-        );
+        assert!(importable(&python), "tensorboard is not importable after pip install: {INSTALL_HINT}");
     }
     *ready = true;
     python
@@ -82,12 +71,9 @@ fn python() -> PathBuf {
 
 /// Every scalar TensorBoard reads from `logdir`: tag → [(step, value)].
 fn scalars(logdir: &Path) -> BTreeMap<String, Vec<(i64, f64)>> {
-    let out = check(
-        Command::new(python()).args(["-c", READER]).arg(logdir),
-        "the TensorBoard reader",
-    );
-    let json: BTreeMap<String, Vec<(i64, f64)>> = serde_json::from_str(out.trim())
-        .unwrap_or_else(|e| panic!("reader output is not JSON ({e}): {out}"));
+    let out = check(Command::new(python()).args(["-c", READER]).arg(logdir), "the TensorBoard reader");
+    let json: BTreeMap<String, Vec<(i64, f64)>> =
+        serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("reader output is not JSON ({e}): {out}"));
     json
 }
 
@@ -105,12 +91,7 @@ fn expected(run: &Path) -> BTreeMap<String, Vec<(i64, f64)>> {
         ("accuracy/train_clean", "train_acc_clean"),
         ("accuracy/train_corrupted", "train_acc_corrupted"),
     ];
-    let col = |name: &str| {
-        header
-            .iter()
-            .position(|h| *h == name)
-            .unwrap_or_else(|| panic!("no {name} in {header:?}"))
-    };
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap_or_else(|| panic!("no {name} in {header:?}"));
     let mut want: BTreeMap<String, Vec<(i64, f64)>> = BTreeMap::new();
     for line in lines {
         let cells: Vec<&str> = line.split(',').collect();
@@ -118,9 +99,7 @@ fn expected(run: &Path) -> BTreeMap<String, Vec<(i64, f64)>> {
         for (tag, column) in tags {
             let cell = cells[col(column)];
             if !cell.is_empty() {
-                want.entry(tag.into())
-                    .or_default()
-                    .push((step, cell.parse().unwrap()));
+                want.entry(tag.into()).or_default().push((step, cell.parse().unwrap()));
             }
         }
     }
@@ -128,10 +107,7 @@ fn expected(run: &Path) -> BTreeMap<String, Vec<(i64, f64)>> {
 }
 
 fn only_run(out: &Path) -> PathBuf {
-    let dirs: Vec<_> = std::fs::read_dir(out)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
+    let dirs: Vec<_> = std::fs::read_dir(out).unwrap().map(|e| e.unwrap().path()).collect();
     assert_eq!(dirs.len(), 1, "{dirs:?}");
     dirs[0].clone()
 }
@@ -168,28 +144,12 @@ fn train(out: &Path, extra: &[&str]) -> PathBuf {
 /// Asserts that TensorBoard reads exactly `metrics.csv`'s numbers, `epochs` events per tag.
 fn assert_events_match_csv(run: &Path, epochs: usize) {
     let tb = run.join("tb");
-    let files: Vec<_> = std::fs::read_dir(&tb)
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
-    assert_eq!(
-        files,
-        ["events.out.tfevents.0.rethink"],
-        "one event file in {}",
-        tb.display()
-    );
+    let files: Vec<_> = std::fs::read_dir(&tb).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(files, ["events.out.tfevents.0.rethink"], "one event file in {}", tb.display());
     let got = scalars(&tb);
     let want = expected(run);
-    assert_eq!(
-        want.len(),
-        7,
-        "the partially corrupted run has all seven scalars: {want:?}"
-    );
-    assert_eq!(
-        got.keys().collect::<Vec<_>>(),
-        want.keys().collect::<Vec<_>>(),
-        "tags"
-    );
+    assert_eq!(want.len(), 7, "the partially corrupted run has all seven scalars: {want:?}");
+    assert_eq!(got.keys().collect::<Vec<_>>(), want.keys().collect::<Vec<_>>(), "tags");
     for (tag, want) in &want {
         let got = &got[tag];
         assert_eq!(got.len(), epochs, "{tag}: one event per epoch, got {got:?}");
@@ -197,10 +157,7 @@ fn assert_events_match_csv(run: &Path, epochs: usize) {
             assert_eq!(gs, ws, "{tag}: steps");
             assert!(*ws > 0, "{tag}: steps are the cumulative SGD steps");
             let tol = 1e-6 * wv.abs().max(1.0);
-            assert!(
-                (gv - wv).abs() <= tol,
-                "{tag} at step {gs}: TensorBoard reads {gv}, metrics.csv has {wv}"
-            );
+            assert!((gv - wv).abs() <= tol, "{tag} at step {gs}: TensorBoard reads {gv}, metrics.csv has {wv}");
         }
     }
 }

@@ -45,11 +45,30 @@ fn only_run(out: &Path) -> std::path::PathBuf {
 fn help_lists_every_flag() {
     let help = run_ok(&["train", "--help"]);
     for flag in [
-        "--data ", "--num-classes", "--data-augmentation", "--no-data-augmentation",
-        "--label-corrupt-prob", "--batch-size", "--epochs", "--learning-rate", "--momentum",
-        "--weight-decay", "--eval-full-trainset", "--no-eval-full-trainset", "--arch",
-        "--wrn-depth", "--wrn-widen-factor", "--wrn-droprate", "--mlp-spec", "--name",
-        "--data-dir", "--download", "--seed", "--val-labels", "--out", "--resume",
+        "--data ",
+        "--num-classes",
+        "--data-augmentation",
+        "--no-data-augmentation",
+        "--label-corrupt-prob",
+        "--batch-size",
+        "--epochs",
+        "--learning-rate",
+        "--momentum",
+        "--weight-decay",
+        "--eval-full-trainset",
+        "--no-eval-full-trainset",
+        "--arch",
+        "--wrn-depth",
+        "--wrn-widen-factor",
+        "--wrn-droprate",
+        "--mlp-spec",
+        "--name",
+        "--data-dir",
+        "--download",
+        "--seed",
+        "--val-labels",
+        "--out",
+        "--resume",
     ] {
         assert!(help.contains(flag), "train --help lacks {flag}");
     }
@@ -95,9 +114,21 @@ fn assert_memorizes(arch_flags: &[&str], epochs: usize) {
     let out = tempfile::tempdir().unwrap();
     let epochs = epochs.to_string();
     let mut args = vec![
-        "train", "--data", "synthetic", "--synthetic-train", "256", "--synthetic-test", "400",
-        "--label-corrupt-prob", "1.0", "--weight-decay", "0", "--epochs", &epochs,
-        "--out", out.path().to_str().unwrap(),
+        "train",
+        "--data",
+        "synthetic",
+        "--synthetic-train",
+        "256",
+        "--synthetic-test",
+        "400",
+        "--label-corrupt-prob",
+        "1.0",
+        "--weight-decay",
+        "0",
+        "--epochs",
+        &epochs,
+        "--out",
+        out.path().to_str().unwrap(),
     ];
     args.extend_from_slice(arch_flags);
     let stdout = run_ok(&args);
@@ -121,8 +152,21 @@ fn narrow_wide_resnet_memorizes_random_labels() {
 fn true_labels_generalize() {
     let out = tempfile::tempdir().unwrap();
     run_ok(&[
-        "train", "--data", "synthetic", "--synthetic-train", "1000", "--synthetic-test", "400",
-        "--arch", "mlp", "--learning-rate", "0.01", "--epochs", "4", "--out", out.path().to_str().unwrap(),
+        "train",
+        "--data",
+        "synthetic",
+        "--synthetic-train",
+        "1000",
+        "--synthetic-test",
+        "400",
+        "--arch",
+        "mlp",
+        "--learning-rate",
+        "0.01",
+        "--epochs",
+        "4",
+        "--out",
+        out.path().to_str().unwrap(),
     ]);
     let rows = metrics(&only_run(out.path()));
     assert!(acc(rows.last().unwrap(), 4) > 40.0, "{rows:?}");
@@ -132,15 +176,26 @@ fn true_labels_generalize() {
 fn run_directory_holds_log_config_metrics_and_checkpoint() {
     let out = tempfile::tempdir().unwrap();
     let stdout = run_ok(&[
-        "train", "--data", "synthetic", "--synthetic-train", "64", "--synthetic-test", "32",
-        "--arch", "mlp", "--epochs", "2", "--label-corrupt-prob", "1", "--name", "t",
-        "--out", out.path().to_str().unwrap(),
+        "train",
+        "--data",
+        "synthetic",
+        "--synthetic-train",
+        "64",
+        "--synthetic-test",
+        "32",
+        "--arch",
+        "mlp",
+        "--epochs",
+        "2",
+        "--label-corrupt-prob",
+        "1",
+        "--name",
+        "t",
+        "--out",
+        out.path().to_str().unwrap(),
     ]);
     let run = only_run(out.path());
-    assert_eq!(
-        run.file_name().unwrap().to_str().unwrap(),
-        "t_synthetic_corrupt1_mlp512_lr0.1_mmt0.9_Wd0.0001_NoAug"
-    );
+    assert_eq!(run.file_name().unwrap().to_str().unwrap(), "t_synthetic_corrupt1_mlp512_lr0.1_mmt0.9_Wd0.0001_NoAug");
     let log = std::fs::read_dir(&run)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -162,9 +217,24 @@ fn run_directory_holds_log_config_metrics_and_checkpoint() {
 #[test]
 fn resume_gives_the_same_metrics_as_an_uninterrupted_run() {
     let flags = [
-        "train", "--data", "synthetic", "--synthetic-train", "96", "--synthetic-test", "32",
-        "--wrn-depth", "10", "--wrn-droprate", "0.3", "--data-augmentation", "--batch-size", "32",
-        "--label-corrupt-prob", "0.5", "--seed", "7",
+        "train",
+        "--data",
+        "synthetic",
+        "--synthetic-train",
+        "96",
+        "--synthetic-test",
+        "32",
+        "--wrn-depth",
+        "10",
+        "--wrn-droprate",
+        "0.3",
+        "--data-augmentation",
+        "--batch-size",
+        "32",
+        "--label-corrupt-prob",
+        "0.5",
+        "--seed",
+        "7",
     ];
     let straight = tempfile::tempdir().unwrap();
     let resumed = tempfile::tempdir().unwrap();
@@ -187,7 +257,19 @@ fn resume_gives_the_same_metrics_as_an_uninterrupted_run() {
 fn resume_refuses_corrupt_or_mismatched_checkpoints() {
     let out = tempfile::tempdir().unwrap();
     let o = out.path().to_str().unwrap();
-    let base = ["train", "--data", "synthetic", "--synthetic-train", "64", "--synthetic-test", "32", "--arch", "mlp", "--out", o];
+    let base = [
+        "train",
+        "--data",
+        "synthetic",
+        "--synthetic-train",
+        "64",
+        "--synthetic-test",
+        "32",
+        "--arch",
+        "mlp",
+        "--out",
+        o,
+    ];
     let args = |extra: &[&'static str]| -> Vec<&str> { base.iter().chain(extra).copied().collect() };
     run_ok(&args(&["--epochs", "1"]));
     let line = run_err(&args(&["--epochs", "2"]));
@@ -205,9 +287,22 @@ fn resume_refuses_corrupt_or_mismatched_checkpoints() {
 fn nan_loss_stops_with_a_clear_error() {
     let out = tempfile::tempdir().unwrap();
     let line = run_err(&[
-        "train", "--data", "synthetic", "--synthetic-train", "256", "--synthetic-test", "32",
-        "--arch", "mlp", "--learning-rate", "1e12", "--epochs", "3", "--no-progress",
-        "--out", out.path().to_str().unwrap(),
+        "train",
+        "--data",
+        "synthetic",
+        "--synthetic-train",
+        "256",
+        "--synthetic-test",
+        "32",
+        "--arch",
+        "mlp",
+        "--learning-rate",
+        "1e12",
+        "--epochs",
+        "3",
+        "--no-progress",
+        "--out",
+        out.path().to_str().unwrap(),
     ]);
     assert!(line.contains("diverged"), "{line}");
 }
@@ -227,8 +322,15 @@ fn labels_csv_matches_the_numpy_corruption() {
     let data_dir = dir.path().to_str().unwrap();
     for (val_labels, corrupt_val) in [("clean", false), ("corrupted", true)] {
         run_ok(&[
-            "labels", "--data-dir", data_dir, "--label-corrupt-prob", "0.5",
-            "--val-labels", val_labels, "--out", csv.to_str().unwrap(),
+            "labels",
+            "--data-dir",
+            data_dir,
+            "--label-corrupt-prob",
+            "0.5",
+            "--val-labels",
+            val_labels,
+            "--out",
+            csv.to_str().unwrap(),
         ]);
         let text = std::fs::read_to_string(&csv).unwrap();
         let mut lines = text.lines();
@@ -245,11 +347,18 @@ fn labels_csv_matches_the_numpy_corruption() {
             } else {
                 ("val", i - 60, (splits.test.labels[i - 60], false), splits.test.labels[i - 60])
             };
-            let want = [split.to_string(), j.to_string(), original.to_string(), expect.0.to_string(), (expect.1 as u8).to_string()];
+            let want = [
+                split.to_string(),
+                j.to_string(),
+                original.to_string(),
+                expect.0.to_string(),
+                (expect.1 as u8).to_string(),
+            ];
             assert_eq!(row, &want, "row {i}");
         }
     }
-    let line = run_err(&["labels", "--data-dir", data_dir, "--label-corrupt-prob", "2", "--out", csv.to_str().unwrap()]);
+    let line =
+        run_err(&["labels", "--data-dir", data_dir, "--label-corrupt-prob", "2", "--out", csv.to_str().unwrap()]);
     assert!(line.contains("--label-corrupt-prob"), "{line}");
 }
 
@@ -268,10 +377,54 @@ fn trains_on_a_cifar_archive_downloaded_over_http() {
     assert!(line.contains("checksum"), "{line}");
     assert_eq!(std::fs::read_dir(data.path()).unwrap().count(), 0, "nothing left behind");
     let stdout = run_ok(&[
-        "train", "--data-dir", data_dir, "--download", "--download-url", &url, "--download-md5", &md5,
-        "--arch", "mlp", "--epochs", "1", "--out", out.path().to_str().unwrap(),
+        "train",
+        "--data-dir",
+        data_dir,
+        "--download",
+        "--download-url",
+        &url,
+        "--download-md5",
+        &md5,
+        "--arch",
+        "mlp",
+        "--epochs",
+        "1",
+        "--out",
+        out.path().to_str().unwrap(),
     ]);
     assert!(stdout.starts_with("Number of parameters: 1577984\n000: "), "{stdout}");
     assert!(data.path().join("cifar-10-binary.tar.gz").exists());
     assert_eq!(server.hits(), 2);
+}
+
+#[test]
+fn resume_without_a_checkpoint_says_a_new_run_starts() {
+    let out = tempfile::tempdir().unwrap();
+    let result = common::rethink()
+        .args([
+            "train",
+            "--data",
+            "synthetic",
+            "--synthetic-train",
+            "64",
+            "--synthetic-test",
+            "32",
+            "--arch",
+            "mlp",
+            "--epochs",
+            "1",
+            "--no-progress",
+            "--resume",
+            "--out",
+            out.path().to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(result.status.success());
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    let expected = out.path().join("synthetic_mlp512_lr0.1_mmt0.9_Wd0.0001_NoAug/checkpoint.safetensors");
+    assert!(
+        stderr.contains(&format!("--resume found no checkpoint at {}: starting a new run", expected.display())),
+        "{stderr}"
+    );
 }

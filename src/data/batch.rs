@@ -34,10 +34,7 @@ impl Normalization {
     }
 
     fn from_pixels(mean: &[f32], std: &[f32]) -> Self {
-        Self {
-            mean: mean.iter().map(|v| v / 255.0).collect(),
-            std: std.iter().map(|v| v / 255.0).collect(),
-        }
+        Self { mean: mean.iter().map(|v| v / 255.0).collect(), std: std.iter().map(|v| v / 255.0).collect() }
     }
 }
 
@@ -106,9 +103,7 @@ impl InputPipeline {
                 let dx = rng.random_range(0..=2 * PAD) as isize - PAD as isize;
                 Window { dy, dx, flip: rng.random_bool(0.5) }
             }
-            (Preprocess::Paper, None) => {
-                Window { dy: (slack_h / 2) as isize, dx: (slack_w / 2) as isize, flip: false }
-            }
+            (Preprocess::Paper, None) => Window { dy: (slack_h / 2) as isize, dx: (slack_w / 2) as isize, flip: false },
             (Preprocess::Paper, Some(rng)) => {
                 let dy = rng.random_range(0..=slack_h) as isize;
                 let dx = rng.random_range(0..=slack_w) as isize;
@@ -255,7 +250,10 @@ mod tests {
     #[test]
     fn demo_augmentation_is_a_shifted_or_flipped_copy_with_zero_padding() {
         let set = ramp();
-        let p = InputPipeline { preprocess: Preprocess::Demo, norm: Normalization { mean: vec![0.0; 3], std: vec![1.0 / 255.0; 3] } };
+        let p = InputPipeline {
+            preprocess: Preprocess::Demo,
+            norm: Normalization { mean: vec![0.0; 3], std: vec![1.0 / 255.0; 3] },
+        };
         let mut rng = rng::stream(3, Purpose::Augment, 0);
         let src: std::collections::HashSet<u32> = set.images.iter().map(|&p| p as u32).collect();
         let mut distinct = std::collections::HashSet::new();

@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::fs::{self, File};
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::io::{BufReader, Read};
 use std::ops::Range;
 use std::path::Path;
 
@@ -21,6 +21,7 @@ use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
 
 use super::image_set::{ImageSet, Splits};
+use crate::atomic::AtomicFile;
 
 /// Official download URL of the CIFAR-10 binary archive.
 pub const CIFAR10_URL: &str = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz";
@@ -31,28 +32,13 @@ pub const CIFAR10_ARCHIVE: &str = "cifar-10-binary.tar.gz";
 /// Folder inside the CIFAR-10 archive (and after extraction) holding the `.bin` files.
 pub const CIFAR10_DIR: &str = "cifar-10-batches-bin";
 /// CIFAR-10 training files; the training split is their concatenation in this order.
-pub const CIFAR10_TRAIN_FILES: [&str; 5] = [
-    "data_batch_1.bin",
-    "data_batch_2.bin",
-    "data_batch_3.bin",
-    "data_batch_4.bin",
-    "data_batch_5.bin",
-];
+pub const CIFAR10_TRAIN_FILES: [&str; 5] =
+    ["data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin", "data_batch_5.bin"];
 /// CIFAR-10 test file.
 pub const CIFAR10_TEST_FILE: &str = "test_batch.bin";
 /// CIFAR-10 class names, indexed by label (the content of `batches.meta.txt`).
-pub const CIFAR10_CLASSES: [&str; 10] = [
-    "airplane",
-    "automobile",
-    "bird",
-    "cat",
-    "deer",
-    "dog",
-    "frog",
-    "horse",
-    "ship",
-    "truck",
-];
+pub const CIFAR10_CLASSES: [&str; 10] =
+    ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"];
 
 /// Official download URL of the CIFAR-100 binary archive.
 pub const CIFAR100_URL: &str = "https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz";
@@ -104,29 +90,14 @@ impl RecordFormat {
 }
 
 /// CIFAR-10 records: one label byte (< 10) then 3072 pixels.
-pub const CIFAR10_FORMAT: RecordFormat = RecordFormat {
-    dataset: "CIFAR-10",
-    label_fields: &[LabelField {
-        name: "label",
-        classes: 10,
-    }],
-    used_label: 0,
-};
+pub const CIFAR10_FORMAT: RecordFormat =
+    RecordFormat { dataset: "CIFAR-10", label_fields: &[LabelField { name: "label", classes: 10 }], used_label: 0 };
 
 /// CIFAR-100 records: coarse label byte (< 20), fine label byte (< 100), then 3072
 /// pixels; the fine label is kept.
 pub const CIFAR100_FORMAT: RecordFormat = RecordFormat {
     dataset: "CIFAR-100",
-    label_fields: &[
-        LabelField {
-            name: "coarse label",
-            classes: 20,
-        },
-        LabelField {
-            name: "fine label",
-            classes: 100,
-        },
-    ],
+    label_fields: &[LabelField { name: "coarse label", classes: 20 }, LabelField { name: "fine label", classes: 100 }],
     used_label: 1,
 };
 
@@ -223,10 +194,7 @@ fn load_dir(dir: &Path, layout: &Layout) -> Result<Splits> {
         }
     }
     let read_all = |names: &[&str]| -> Result<ImageSet> {
-        let sets = names
-            .iter()
-            .map(|f| read_bin_file(&dir.join(f), &layout.format))
-            .collect::<Result<Vec<_>>>()?;
+        let sets = names.iter().map(|f| read_bin_file(&dir.join(f), &layout.format)).collect::<Result<Vec<_>>>()?;
         Ok(concat(sets))
     };
     Ok(Splits {
@@ -239,9 +207,7 @@ fn load_dir(dir: &Path, layout: &Layout) -> Result<Splits> {
 /// Read and validate one `.bin` file from disk.
 fn read_bin_file(path: &Path, format: &RecordFormat) -> Result<ImageSet> {
     let source = path.display().to_string();
-    let len = fs::metadata(path)
-        .map_err(|e| anyhow!("{source}: cannot stat file: {e}"))?
-        .len();
+    let len = fs::metadata(path).map_err(|e| anyhow!("{source}: cannot stat file: {e}"))?.len();
     check_size(&source, len, format)?;
     let bytes = fs::read(path).map_err(|e| anyhow!("{source}: cannot read file: {e}"))?;
     parse_records(&source, &bytes, format)
@@ -273,9 +239,9 @@ fn load_archive(archive: &Path, layout: &Layout) -> Result<Splits> {
         let size = entry.size();
         check_size(&source, size, format)?;
         let mut bytes = Vec::with_capacity(size.min(1 << 30) as usize);
-        entry.read_to_end(&mut bytes).map_err(|e| {
-            anyhow!("{source}: cannot read member, archive truncated or corrupt ({e})")
-        })?;
+        entry
+            .read_to_end(&mut bytes)
+            .map_err(|e| anyhow!("{source}: cannot read member, archive truncated or corrupt ({e})"))?;
         if bytes.len() as u64 != size {
             bail!(
                 "{source}: truncated, got {} of {size} bytes; delete the archive and re-run with --download",
@@ -301,11 +267,7 @@ fn load_archive(archive: &Path, layout: &Layout) -> Result<Splits> {
         }
         Ok(concat(sets))
     };
-    Ok(Splits {
-        train: take(layout.train)?,
-        test: take(layout.test)?,
-        num_classes: format.num_classes(),
-    })
+    Ok(Splits { train: take(layout.train)?, test: take(layout.test)?, num_classes: format.num_classes() })
 }
 
 /// If `member` is `<...>/<dir>/<one of wanted>`, return that wanted file name.
@@ -322,10 +284,7 @@ fn match_member(member: &Path, dir: &str, wanted: &[&'static str]) -> Option<&'s
 fn check_size(source: &str, len: u64, format: &RecordFormat) -> Result<()> {
     let rec = format.record_len() as u64;
     if len == 0 {
-        bail!(
-            "{source}: file is empty (expected {} records of {rec} bytes)",
-            format.dataset
-        );
+        bail!("{source}: file is empty (expected {} records of {rec} bytes)", format.dataset);
     }
     if !len.is_multiple_of(rec) {
         bail!(
@@ -362,25 +321,14 @@ pub fn parse_records(source: &str, bytes: &[u8], format: &RecordFormat) -> Resul
         labels.push(record[format.used_label]);
         images.extend_from_slice(&record[skip..]);
     }
-    Ok(ImageSet {
-        images,
-        labels,
-        channels: 3,
-        height: 32,
-        width: 32,
-    })
+    Ok(ImageSet { images, labels, channels: 3, height: 32, width: 32 })
 }
 
 /// Concatenate image sets of identical geometry, in order.
 fn concat(sets: Vec<ImageSet>) -> ImageSet {
     let mut it = sets.into_iter();
-    let mut out = it.next().unwrap_or(ImageSet {
-        images: Vec::new(),
-        labels: Vec::new(),
-        channels: 3,
-        height: 32,
-        width: 32,
-    });
+    let mut out =
+        it.next().unwrap_or(ImageSet { images: Vec::new(), labels: Vec::new(), channels: 3, height: 32, width: 32 });
     for s in it {
         out.images.extend_from_slice(&s.images);
         out.labels.extend_from_slice(&s.labels);
@@ -396,14 +344,11 @@ fn concat(sets: Vec<ImageSet>) -> ImageSet {
 /// official name) or the archive path itself. The training images are split into five
 /// consecutive, nearly equal batches, so loading gives back exactly `splits`. Requires
 /// 3×32×32 images, labels < 10, at least 5 training images and 1 test image. Used by
-/// tests and for exporting small synthetic datasets; the file is written to a `.part`
-/// sibling and renamed, so a failure never leaves a half-written archive.
+/// tests and for exporting small synthetic datasets; the file is written through
+/// [`AtomicFile`] (a `.part` sibling, fsynced and renamed), so a failure never leaves a
+/// half-written archive.
 pub fn write_cifar10_archive(dir_or_file: &Path, splits: &Splits) -> Result<()> {
-    let dest = if dir_or_file.is_dir() {
-        dir_or_file.join(CIFAR10_ARCHIVE)
-    } else {
-        dir_or_file.to_path_buf()
-    };
+    let dest = if dir_or_file.is_dir() { dir_or_file.join(CIFAR10_ARCHIVE) } else { dir_or_file.to_path_buf() };
     let shown = dest.display();
     for (split, set) in [("train", &splits.train), ("test", &splits.test)] {
         if (set.channels, set.height, set.width) != (3, 32, 32) {
@@ -423,10 +368,7 @@ pub fn write_cifar10_archive(dir_or_file: &Path, splits: &Splits) -> Result<()> 
             );
         }
         if let Some(i) = set.labels.iter().position(|&l| l >= 10) {
-            bail!(
-                "{shown}: {split} image {i} has label {}, CIFAR-10 needs < 10",
-                set.labels[i]
-            );
+            bail!("{shown}: {split} image {i} has label {}, CIFAR-10 needs < 10", set.labels[i]);
         }
     }
     if splits.train.len() < CIFAR10_TRAIN_FILES.len() || splits.test.is_empty() {
@@ -437,24 +379,15 @@ pub fn write_cifar10_archive(dir_or_file: &Path, splits: &Splits) -> Result<()> 
         );
     }
 
-    let mut part_name = dest.file_name().unwrap_or_default().to_os_string();
-    part_name.push(".part");
-    let part = dest.with_file_name(part_name);
-    let result = write_archive_to(&part, splits).and_then(|()| {
-        fs::rename(&part, &dest)
-            .map_err(|e| anyhow!("{shown}: cannot rename {} into place: {e}", part.display()))
-    });
-    if result.is_err() {
-        let _ = fs::remove_file(&part);
-    }
-    result
+    let file = AtomicFile::with_suffix(&dest, ".part")?;
+    write_archive_to(file, splits)
 }
 
-fn write_archive_to(part: &Path, splits: &Splits) -> Result<()> {
-    let shown = part.display();
+/// Writes the archive into `file` and commits it (dropping it uncommitted on any error).
+fn write_archive_to(file: AtomicFile, splits: &Splits) -> Result<()> {
+    let shown = file.temp_path().display().to_string();
     let io = |e: std::io::Error| anyhow!("{shown}: cannot write archive: {e}");
-    let file = File::create(part).map_err(io)?;
-    let gz = GzEncoder::new(BufWriter::new(file), Compression::default());
+    let gz = GzEncoder::new(file, Compression::default());
     let mut tar = tar::Builder::new(gz);
 
     let mut dir = tar::Header::new_gnu();
@@ -462,25 +395,16 @@ fn write_archive_to(part: &Path, splits: &Splits) -> Result<()> {
     dir.set_mode(0o755);
     dir.set_mtime(0);
     dir.set_size(0);
-    tar.append_data(&mut dir, format!("{CIFAR10_DIR}/"), std::io::empty())
-        .map_err(io)?;
+    tar.append_data(&mut dir, format!("{CIFAR10_DIR}/"), std::io::empty()).map_err(io)?;
 
     let n = splits.train.len();
     let k = CIFAR10_TRAIN_FILES.len();
     let mut members: Vec<(&str, Vec<u8>)> = CIFAR10_TRAIN_FILES
         .iter()
         .enumerate()
-        .map(|(b, name)| {
-            (
-                *name,
-                encode_cifar10(&splits.train, b * n / k..(b + 1) * n / k),
-            )
-        })
+        .map(|(b, name)| (*name, encode_cifar10(&splits.train, b * n / k..(b + 1) * n / k)))
         .collect();
-    members.push((
-        CIFAR10_TEST_FILE,
-        encode_cifar10(&splits.test, 0..splits.test.len()),
-    ));
+    members.push((CIFAR10_TEST_FILE, encode_cifar10(&splits.test, 0..splits.test.len())));
     let meta: String = CIFAR10_CLASSES.iter().map(|c| format!("{c}\n")).collect();
     members.push(("batches.meta.txt", meta.into_bytes()));
 
@@ -490,15 +414,10 @@ fn write_archive_to(part: &Path, splits: &Splits) -> Result<()> {
         h.set_mode(0o644);
         h.set_mtime(0);
         h.set_size(data.len() as u64);
-        tar.append_data(&mut h, format!("{CIFAR10_DIR}/{name}"), data.as_slice())
-            .map_err(io)?;
+        tar.append_data(&mut h, format!("{CIFAR10_DIR}/{name}"), data.as_slice()).map_err(io)?;
     }
     let gz = tar.into_inner().map_err(io)?;
-    let mut buf = gz.finish().map_err(io)?;
-    buf.flush().map_err(io)?;
-    let file = buf.into_inner().map_err(|e| io(e.into_error()))?;
-    file.sync_all().map_err(io)?;
-    Ok(())
+    gz.finish().map_err(io)?.commit()
 }
 
 /// CIFAR-10 records (label byte + pixels) for images `range` of `set`.
@@ -532,13 +451,8 @@ mod tests {
         assert_eq!(set.images, rec[2..].to_vec());
         let mut bad = rec.clone();
         bad[0] = 20;
-        let e = parse_records("x.bin", &bad, &CIFAR100_FORMAT)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("x.bin") && e.contains("record 0") && e.contains("coarse label 20"),
-            "{e}"
-        );
+        let e = parse_records("x.bin", &bad, &CIFAR100_FORMAT).unwrap_err().to_string();
+        assert!(e.contains("x.bin") && e.contains("record 0") && e.contains("coarse label 20"), "{e}");
     }
 
     #[test]

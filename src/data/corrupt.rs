@@ -54,14 +54,8 @@ impl CorruptedLabels {
 /// Panics if `num_classes > 256` (labels are `u8`), or if `num_classes == 0`
 /// while at least one example is selected (numpy raises `ValueError` there).
 pub fn corrupt_labels(labels: &[u8], num_classes: usize, p: f64, seed: u32) -> CorruptedLabels {
-    debug_assert!(
-        (0.0..=1.0).contains(&p),
-        "corruption probability {p} not in [0, 1]"
-    );
-    assert!(
-        num_classes <= 256,
-        "corrupt_labels: num_classes = {num_classes} does not fit u8 labels"
-    );
+    debug_assert!((0.0..=1.0).contains(&p), "corruption probability {p} not in [0, 1]");
+    assert!(num_classes <= 256, "corrupt_labels: num_classes = {num_classes} does not fit u8 labels");
 
     let mut rng = NumpyRandomState::new(seed);
 
@@ -70,10 +64,7 @@ pub fn corrupt_labels(labels: &[u8], num_classes: usize, p: f64, seed: u32) -> C
 
     let mut out = labels.to_vec();
     if mask.iter().any(|&m| m) {
-        assert!(
-            num_classes > 0,
-            "corrupt_labels: num_classes must be positive when examples are selected"
-        );
+        assert!(num_classes > 0, "corrupt_labels: num_classes must be positive when examples are selected");
         // num_classes is in 1..=256 here, so the conversions below are lossless.
         let high = num_classes as u32;
         // `labels[mask] = rng.choice(num_classes, mask.sum())`: draws happen in
@@ -101,14 +92,8 @@ mod tests {
     fn half_corruption_matches_numpy() {
         let labels: Vec<u8> = (0..20).map(|i| (i % 10) as u8).collect();
         let c = corrupt_labels(&labels, 10, 0.5, DEMO_CORRUPTION_SEED);
-        assert_eq!(
-            c.labels,
-            [0, 7, 4, 0, 4, 5, 6, 7, 8, 9, 0, 1, 3, 5, 7, 5, 6, 7, 8, 9]
-        );
-        assert_eq!(
-            c.mask,
-            bools(&[0, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 0, 0, 0, 0, 0])
-        );
+        assert_eq!(c.labels, [0, 7, 4, 0, 4, 5, 6, 7, 8, 9, 0, 1, 3, 5, 7, 5, 6, 7, 8, 9]);
+        assert_eq!(c.mask, bools(&[0, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 0, 0, 0, 0, 0]));
         assert_eq!(c.mask_count(), 6);
     }
 

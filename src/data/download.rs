@@ -1,14 +1,17 @@
 //! Checksummed HTTP(S) downloads of dataset archives.
 //!
 //! [`fetch_verified`] is idempotent (an existing file with the right MD5 is kept without
-//! touching the network) and atomic (the body is streamed into `<dest>.part`, verified,
-//! fsynced and only then renamed to `dest`; on any failure the `.part` file is deleted),
-//! so an interrupted or corrupted download can never be mistaken for a dataset.
+//! touching the network) and atomic (the body is streamed into `<dest>.part` through
+//! [`AtomicFile`], verified, fsynced and only then renamed to `dest`; on any failure the
+//! `.part` file is deleted), so an interrupted or corrupted download can never be mistaken
+//! for a dataset.
 
 use std::fs::{self, File};
-use std::io::{BufReader, BufWriter, ErrorKind, Read, Write};
-use std::path::{Path, PathBuf};
+use std::io::{BufReader, ErrorKind, Read, Write};
+use std::path::Path;
 use std::time::Duration;
+
+use crate::atomic::AtomicFile;
 
 use anyhow::{Result, anyhow, bail};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -39,29 +42,16 @@ pub fn md5_file(path: &Path) -> Result<String> {
     Ok(hex(&hasher.finalize()))
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Deletes the `.part` file when dropped, unless [`PartFile::keep`] was called after the
-/// successful rename; this covers every early return (and unwinding).
-struct PartFile {
-    path: PathBuf,
-    armed: bool,
-}
-
-impl PartFile {
-    fn keep(mut self) {
-        self.armed = false;
+/// `bytes` as lowercase hex digits, two per byte (as Python's `hexdigest()`): the form of
+/// every checksum the crate prints or compares.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(2 * bytes.len());
+    for &b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
     }
-}
-
-impl Drop for PartFile {
-    fn drop(&mut self) {
-        if self.armed {
-            let _ = fs::remove_file(&self.path);
-        }
-    }
+    out
 }
 
 /// Make sure `dest` holds the file at `url` whose MD5 is `md5_hex`.
@@ -80,41 +70,21 @@ pub fn fetch_verified(url: &str, dest: &Path, md5_hex: &str, show_progress: bool
             return Ok(());
         }
         if show_progress {
-            eprintln!(
-                "{}: checksum {actual} does not match expected {expected}, downloading again",
-                dest.display()
-            );
+            eprintln!("{}: checksum {actual} does not match expected {expected}, downloading again", dest.display());
         }
     }
-    let name = dest
-        .file_name()
-        .ok_or_else(|| anyhow!("{}: destination has no file name", dest.display()))?;
-    if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
-        fs::create_dir_all(parent)
-            .map_err(|e| anyhow!("{}: cannot create directory: {e}", parent.display()))?;
+    if dest.file_name().is_none() {
+        bail!("{}: destination has no file name", dest.display());
     }
-    let mut part_name = name.to_os_string();
-    part_name.push(".part");
-    let part = PartFile {
-        path: dest.with_file_name(part_name),
-        armed: true,
-    };
-
-    download_to(url, &part.path, &expected, show_progress)?;
-    fs::rename(&part.path, dest).map_err(|e| {
-        anyhow!(
-            "{}: cannot rename {} into place: {e}",
-            dest.display(),
-            part.path.display()
-        )
-    })?;
-    part.keep();
-    sync_parent_dir(dest);
-    Ok(())
+    if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
+        fs::create_dir_all(parent).map_err(|e| anyhow!("{}: cannot create directory: {e}", parent.display()))?;
+    }
+    download_to(url, dest, &expected, show_progress)
 }
 
-/// Stream `url` into `part`, verifying status, length and MD5, and fsync it.
-fn download_to(url: &str, part: &Path, expected_md5: &str, show_progress: bool) -> Result<()> {
+/// Stream `url` into `dest`'s `.part` sibling, verifying status, length and MD5, then commit
+/// it (fsync and rename to `dest`); on any error the `.part` file is deleted.
+fn download_to(url: &str, dest: &Path, expected_md5: &str, show_progress: bool) -> Result<()> {
     let config = ureq::Agent::config_builder()
         .http_status_as_error(false)
         // Ask for the bytes as stored: a transparently decoded body would not match the MD5.
@@ -123,32 +93,20 @@ fn download_to(url: &str, part: &Path, expected_md5: &str, show_progress: bool) 
         .timeout_per_read(Some(READ_TIMEOUT));
     // Proxies come from the environment (HTTPS_PROXY, NO_PROXY, ...), but loopback
     // never goes through one, so local mirrors and test servers work behind a proxy.
-    let config = if is_loopback(url) {
-        config.proxy(None)
-    } else {
-        config
-    }
-    .build();
+    let config = if is_loopback(url) { config.proxy(None) } else { config }.build();
     let agent = ureq::Agent::new_with_config(config);
-    let response = agent
-        .get(url)
-        .call()
-        .map_err(|e| anyhow!("{url}: request failed: {e}"))?;
+    let response = agent.get(url).call().map_err(|e| anyhow!("{url}: request failed: {e}"))?;
     let status = response.status();
     if !status.is_success() {
-        bail!(
-            "{url}: HTTP status {} {}",
-            status.as_u16(),
-            status.canonical_reason().unwrap_or("")
-        );
+        bail!("{url}: HTTP status {} {}", status.as_u16(), status.canonical_reason().unwrap_or(""));
     }
     let (_, body) = response.into_parts();
     let total = body.content_length();
     let mut reader = body.into_reader();
 
+    let mut out = AtomicFile::with_suffix(dest, ".part")?;
+    let part = out.temp_path().to_path_buf();
     let shown = part.display();
-    let file = File::create(part).map_err(|e| anyhow!("{shown}: cannot create: {e}"))?;
-    let mut out = BufWriter::with_capacity(CHUNK, file);
     let bar = progress_bar(show_progress, total, url);
     let mut hasher = Md5::new();
     let mut buf = vec![0u8; CHUNK];
@@ -168,8 +126,7 @@ fn download_to(url: &str, part: &Path, expected_md5: &str, show_progress: bool) 
             }
         };
         hasher.update(&buf[..n]);
-        out.write_all(&buf[..n])
-            .map_err(|e| anyhow!("{shown}: cannot write: {e}"))?;
+        out.write_all(&buf[..n]).map_err(|e| anyhow!("{shown}: cannot write: {e}"))?;
         got += n as u64;
         bar.inc(n as u64);
     }
@@ -185,12 +142,8 @@ fn download_to(url: &str, part: &Path, expected_md5: &str, show_progress: bool) 
     if actual != expected_md5 {
         bail!("checksum mismatch for {url}: expected {expected_md5}, got {actual}");
     }
-    let file = out
-        .into_inner()
-        .map_err(|e| anyhow!("{shown}: cannot write: {}", e.error()))?;
-    file.sync_all()
-        .map_err(|e| anyhow!("{shown}: cannot fsync: {e}"))?;
-    Ok(())
+    // Verified: only now does the file replace `dest`.
+    out.commit()
 }
 
 /// True when `url`'s host is `localhost`, `127.x.x.x` or `[::1]`.
@@ -203,10 +156,7 @@ fn is_loopback(url: &str) -> bool {
     } else {
         hostport.split(':').next().unwrap_or("")
     };
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// A byte progress bar on stderr (hidden unless `show`); a spinner when the length is unknown.
@@ -216,38 +166,14 @@ fn progress_bar(show: bool, total: Option<u64>, url: &str) -> ProgressBar {
     }
     let name = url.rsplit('/').next().unwrap_or(url).to_string();
     let (bar, template) = match total {
-        Some(t) => (
-            ProgressBar::new(t),
-            "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-        ),
-        None => (
-            ProgressBar::new_spinner(),
-            "{msg} {spinner} {bytes} {bytes_per_sec}",
-        ),
+        Some(t) => (ProgressBar::new(t), "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}"),
+        None => (ProgressBar::new_spinner(), "{msg} {spinner} {bytes} {bytes_per_sec}"),
     };
     if let Ok(style) = ProgressStyle::with_template(template) {
         bar.set_style(style.progress_chars("=> "));
     }
     bar.set_message(name);
     bar
-}
-
-/// Best-effort fsync of `path`'s directory so the rename itself is durable (Unix only;
-/// directories cannot be opened this way elsewhere, and failure here loses nothing).
-fn sync_parent_dir(path: &Path) {
-    #[cfg(unix)]
-    if let Some(parent) = path.parent() {
-        let dir = if parent.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            parent
-        };
-        if let Ok(d) = File::open(dir) {
-            let _ = d.sync_all();
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = path;
 }
 
 #[cfg(test)]
@@ -261,6 +187,12 @@ mod tests {
         assert!(is_loopback("http://u:p@[::1]:99/x"));
         assert!(!is_loopback("https://www.cs.toronto.edu/~kriz/a.tar.gz"));
         assert!(!is_loopback("http://127.0.0.1.example.com/"));
+    }
+
+    #[test]
+    fn hex_is_lowercase_two_digits_per_byte() {
+        assert_eq!(hex(&[]), "");
+        assert_eq!(hex(&[0x00, 0x0f, 0xa0, 0xff, 0x7b]), "000fa0ff7b");
     }
 
     #[test]

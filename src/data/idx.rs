@@ -73,15 +73,8 @@ fn open_maybe_gz(path: &Path) -> Result<Box<dyn Read>> {
     let shown = path.display();
     let file = File::open(path).map_err(|e| anyhow!("{shown}: cannot open: {e}"))?;
     let mut reader = BufReader::new(file);
-    let is_gz = reader
-        .fill_buf()
-        .map_err(|e| anyhow!("{shown}: cannot read: {e}"))?
-        .starts_with(&[0x1f, 0x8b]);
-    Ok(if is_gz {
-        Box::new(GzDecoder::new(reader))
-    } else {
-        Box::new(reader)
-    })
+    let is_gz = reader.fill_buf().map_err(|e| anyhow!("{shown}: cannot read: {e}"))?.starts_with(&[0x1f, 0x8b]);
+    Ok(if is_gz { Box::new(GzDecoder::new(reader)) } else { Box::new(reader) })
 }
 
 /// Read until `buf` is full or EOF; returns the number of bytes read.
@@ -110,8 +103,7 @@ fn read_idx(path: &Path, magic: u32, rank: usize, what: &str) -> Result<(Vec<usi
     if got < 4 {
         bail!("{shown}: truncated, file has {got} bytes, too short for an IDX header");
     }
-    let be =
-        |i: usize| u32::from_be_bytes([header[i], header[i + 1], header[i + 2], header[i + 3]]);
+    let be = |i: usize| u32::from_be_bytes([header[i], header[i + 1], header[i + 2], header[i + 3]]);
     let found = be(0);
     if found != magic {
         bail!("{shown}: bad magic number 0x{found:08x}, expected 0x{magic:08x} (IDX {what} file)");
@@ -127,14 +119,9 @@ fn read_idx(path: &Path, magic: u32, rank: usize, what: &str) -> Result<(Vec<usi
 
     // Read at most one byte beyond the expected payload to detect trailing data.
     let mut data = Vec::with_capacity(expected.min(1 << 28));
-    r.take(expected as u64 + 1)
-        .read_to_end(&mut data)
-        .map_err(io)?;
+    r.take(expected as u64 + 1).read_to_end(&mut data).map_err(io)?;
     if data.len() < expected {
-        bail!(
-            "{shown}: truncated, payload has {} bytes but the header {dims:?} needs {expected}",
-            data.len()
-        );
+        bail!("{shown}: truncated, payload has {} bytes but the header {dims:?} needs {expected}", data.len());
     }
     if data.len() > expected {
         bail!("{shown}: payload is longer than the {expected} bytes the header {dims:?} declares");
@@ -168,12 +155,7 @@ fn load_pair(dir: &Path, images: &str, labels: &str) -> Result<ImageSet> {
     let (n, rows, cols, pixels) = read_idx_images(&ipath)?;
     let labs = read_idx_labels(&lpath)?;
     if labs.len() != n {
-        bail!(
-            "{}: has {} labels but {} has {n} images",
-            lpath.display(),
-            labs.len(),
-            ipath.display()
-        );
+        bail!("{}: has {} labels but {} has {n} images", lpath.display(), labs.len(), ipath.display());
     }
     if let Some(i) = labs.iter().position(|&l| l >= MNIST_CLASSES) {
         bail!(
@@ -182,13 +164,7 @@ fn load_pair(dir: &Path, images: &str, labels: &str) -> Result<ImageSet> {
             labs[i]
         );
     }
-    Ok(ImageSet {
-        images: pixels,
-        labels: labs,
-        channels: 1,
-        height: rows,
-        width: cols,
-    })
+    Ok(ImageSet { images: pixels, labels: labs, channels: 1, height: rows, width: cols })
 }
 
 /// Load MNIST (60,000 train / 10,000 test 28×28 grey images) from `dir`, which holds the
@@ -206,19 +182,11 @@ pub fn load_mnist(dir: &Path) -> Result<Splits> {
 /// Fails if the images have more than one channel or a dimension exceeds `u32`.
 pub fn idx_images_bytes(set: &ImageSet) -> Result<Vec<u8>> {
     if set.channels != 1 {
-        bail!(
-            "IDX image files hold 1-channel images, not {} channels",
-            set.channels
-        );
+        bail!("IDX image files hold 1-channel images, not {} channels", set.channels);
     }
     let dim = |v: usize| u32::try_from(v).map_err(|_| anyhow!("IDX dimension {v} exceeds u32"));
     let mut out = Vec::with_capacity(16 + set.images.len());
-    for word in [
-        IDX_IMAGES_MAGIC,
-        dim(set.len())?,
-        dim(set.height)?,
-        dim(set.width)?,
-    ] {
+    for word in [IDX_IMAGES_MAGIC, dim(set.len())?, dim(set.height)?, dim(set.width)?] {
         out.extend_from_slice(&word.to_be_bytes());
     }
     out.extend_from_slice(&set.images);
@@ -227,8 +195,7 @@ pub fn idx_images_bytes(set: &ImageSet) -> Result<Vec<u8>> {
 
 /// The bytes of a raw IDX label file.
 pub fn idx_labels_bytes(labels: &[u8]) -> Result<Vec<u8>> {
-    let n =
-        u32::try_from(labels.len()).map_err(|_| anyhow!("{} labels exceed u32", labels.len()))?;
+    let n = u32::try_from(labels.len()).map_err(|_| anyhow!("{} labels exceed u32", labels.len()))?;
     let mut out = Vec::with_capacity(8 + labels.len());
     out.extend_from_slice(&IDX_LABELS_MAGIC.to_be_bytes());
     out.extend_from_slice(&n.to_be_bytes());
@@ -239,12 +206,10 @@ pub fn idx_labels_bytes(labels: &[u8]) -> Result<Vec<u8>> {
 /// Writes `splits` into `dir` as the four raw (uncompressed) MNIST IDX files, each
 /// atomically, creating `dir` if needed — the counterpart of [`load_mnist`].
 pub fn write_mnist(dir: &Path, splits: &Splits) -> Result<()> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| anyhow!("{}: cannot create directory: {e}", dir.display()))?;
-    for (set, images, labels) in [
-        (&splits.train, MNIST_TRAIN_IMAGES, MNIST_TRAIN_LABELS),
-        (&splits.test, MNIST_TEST_IMAGES, MNIST_TEST_LABELS),
-    ] {
+    std::fs::create_dir_all(dir).map_err(|e| anyhow!("{}: cannot create directory: {e}", dir.display()))?;
+    for (set, images, labels) in
+        [(&splits.train, MNIST_TRAIN_IMAGES, MNIST_TRAIN_LABELS), (&splits.test, MNIST_TEST_IMAGES, MNIST_TEST_LABELS)]
+    {
         crate::atomic::write_atomic(&dir.join(images), &idx_images_bytes(set)?)?;
         crate::atomic::write_atomic(&dir.join(labels), &idx_labels_bytes(&set.labels)?)?;
     }
@@ -270,24 +235,12 @@ mod tests {
             height: h,
             width: w,
         };
-        let splits = Splits {
-            train: set(5, 3, 4),
-            test: set(2, 3, 4),
-            num_classes: 10,
-        };
+        let splits = Splits { train: set(5, 3, 4), test: set(2, 3, 4), num_classes: 10 };
         let dir = tempfile::tempdir().unwrap();
         write_mnist(dir.path(), &splits).unwrap();
         let back = load_mnist(dir.path()).unwrap();
         assert_eq!((back.train, back.test), (splits.train, splits.test));
-        let rgb = ImageSet {
-            channels: 3,
-            ..set(1, 2, 2)
-        };
-        assert!(
-            idx_images_bytes(&rgb)
-                .unwrap_err()
-                .to_string()
-                .contains("1-channel")
-        );
+        let rgb = ImageSet { channels: 3, ..set(1, 2, 2) };
+        assert!(idx_images_bytes(&rgb).unwrap_err().to_string().contains("1-channel"));
     }
 }

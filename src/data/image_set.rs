@@ -76,13 +76,7 @@ mod tests {
     use super::*;
 
     fn set() -> ImageSet {
-        ImageSet {
-            images: (0..24).collect(),
-            labels: vec![0, 1, 2],
-            channels: 2,
-            height: 2,
-            width: 2,
-        }
+        ImageSet { images: (0..24).collect(), labels: vec![0, 1, 2], channels: 2, height: 2, width: 2 }
     }
 
     #[test]

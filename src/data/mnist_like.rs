@@ -17,14 +17,8 @@ use rand::Rng;
 ///
 /// Panics if `sources` is empty or has more than one channel (programming errors).
 pub fn distorted_digits(sources: &ImageSet, count: usize, seed: u64) -> ImageSet {
-    assert!(
-        !sources.is_empty(),
-        "distorted_digits needs at least one source digit"
-    );
-    assert_eq!(
-        sources.channels, 1,
-        "distorted_digits works on 1-channel images"
-    );
+    assert!(!sources.is_empty(), "distorted_digits needs at least one source digit");
+    assert_eq!(sources.channels, 1, "distorted_digits works on 1-channel images");
     let mut rng = rng::stream(seed, Purpose::Synthetic, 0);
     let (h, w) = (sources.height, sources.width);
     let mut images = Vec::with_capacity(count * h * w);
@@ -42,15 +36,9 @@ pub fn distorted_digits(sources: &ImageSet, count: usize, seed: u64) -> ImageSet
         let (tx, ty) = (rng.random_range(-2.0..2.0), rng.random_range(-2.0..2.0));
         // Forward map A = R·Shear·S; sample the source at A⁻¹·(p − c − t) + c.
         let (c, s) = (angle.cos(), angle.sin());
-        let a = [
-            [c * sx, (c * shear - s) * sy],
-            [s * sx, (s * shear + c) * sy],
-        ];
+        let a = [[c * sx, (c * shear - s) * sy], [s * sx, (s * shear + c) * sy]];
         let det = a[0][0] * a[1][1] - a[0][1] * a[1][0];
-        let inv = [
-            [a[1][1] / det, -a[0][1] / det],
-            [-a[1][0] / det, a[0][0] / det],
-        ];
+        let inv = [[a[1][1] / det, -a[0][1] / det], [-a[1][0] / det, a[0][0] / det]];
         let (cx, cy) = ((w as f64 - 1.0) / 2.0, (h as f64 - 1.0) / 2.0);
         let image = sources.image(src);
         for y in 0..h {
@@ -62,13 +50,7 @@ pub fn distorted_digits(sources: &ImageSet, count: usize, seed: u64) -> ImageSet
             }
         }
     }
-    ImageSet {
-        images,
-        labels,
-        channels: 1,
-        height: h,
-        width: w,
-    }
+    ImageSet { images, labels, channels: 1, height: h, width: w }
 }
 
 /// The image (`h × w`, row-major) at real position (u = column, v = row); 0 outside.
@@ -98,13 +80,7 @@ mod tests {
             images[i * 8 + 3] = 255;
             images[64 + 3 * 8 + i] = 255;
         }
-        ImageSet {
-            images,
-            labels: vec![1, 7],
-            channels: 1,
-            height: 8,
-            width: 8,
-        }
+        ImageSet { images, labels: vec![1, 7], channels: 1, height: 8, width: 8 }
     }
 
     #[test]

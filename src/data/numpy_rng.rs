@@ -48,9 +48,7 @@ pub struct NumpyRandomState {
 impl std::fmt::Debug for NumpyRandomState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The full 624-word state is noise in debug output.
-        f.debug_struct("NumpyRandomState")
-            .field("pos", &self.pos)
-            .finish_non_exhaustive()
+        f.debug_struct("NumpyRandomState").field("pos", &self.pos).finish_non_exhaustive()
     }
 }
 
@@ -66,9 +64,7 @@ impl NumpyRandomState {
         state[0] = seed;
         for i in 1..N {
             let prev = state[i - 1];
-            state[i] = 1_812_433_253u32
-                .wrapping_mul(prev ^ (prev >> 30))
-                .wrapping_add(i as u32);
+            state[i] = 1_812_433_253u32.wrapping_mul(prev ^ (prev >> 30)).wrapping_add(i as u32);
         }
         Self { state, pos: N }
     }
@@ -128,10 +124,7 @@ impl NumpyRandomState {
     ///
     /// Panics if `high == 0` (numpy raises `ValueError: high <= 0`).
     pub fn randint_below(&mut self, high: u32) -> u32 {
-        assert!(
-            high > 0,
-            "randint_below: high must be positive (numpy: high <= 0)"
-        );
+        assert!(high > 0, "randint_below: high must be positive (numpy: high <= 0)");
         let rng = high - 1;
         if rng == 0 {
             return 0;
@@ -169,36 +162,24 @@ mod tests {
     fn raw_outputs_seed_5489() {
         let mut r = NumpyRandomState::new(5489);
         let got: Vec<u32> = (0..5).map(|_| r.next_u32()).collect();
-        assert_eq!(
-            got,
-            [3499211612, 581869302, 3890346734, 3586334585, 545404204]
-        );
+        assert_eq!(got, [3499211612, 581869302, 3890346734, 3586334585, 545404204]);
     }
 
     #[test]
     fn raw_outputs_seed_12345() {
         let mut r = NumpyRandomState::new(12345);
         let got: Vec<u32> = (0..5).map(|_| r.next_u32()).collect();
-        assert_eq!(
-            got,
-            [3992670690, 3823185381, 1358822685, 561383553, 789925284]
-        );
+        assert_eq!(got, [3992670690, 3823185381, 1358822685, 561383553, 789925284]);
     }
 
     #[test]
     fn raw_outputs_extreme_seeds() {
         let mut r = NumpyRandomState::new(0);
         let got: Vec<u32> = (0..5).map(|_| r.next_u32()).collect();
-        assert_eq!(
-            got,
-            [2357136044, 2546248239, 3071714933, 3626093760, 2588848963]
-        );
+        assert_eq!(got, [2357136044, 2546248239, 3071714933, 3626093760, 2588848963]);
         let mut r = NumpyRandomState::new(u32::MAX);
         let got: Vec<u32> = (0..5).map(|_| r.next_u32()).collect();
-        assert_eq!(
-            got,
-            [419326371, 479346978, 3918654476, 2416749639, 3388880820]
-        );
+        assert_eq!(got, [419326371, 479346978, 3918654476, 2416749639, 3388880820]);
     }
 
     #[test]
@@ -206,16 +187,10 @@ mod tests {
         // np.random.RandomState(s).rand(3), printed with repr (round-trips exactly).
         let mut r = NumpyRandomState::new(12345);
         let got: Vec<f64> = (0..3).map(|_| r.random_f64()).collect();
-        assert_eq!(
-            got,
-            [0.9296160928171479, 0.3163755545817859, 0.18391881167709445]
-        );
+        assert_eq!(got, [0.9296160928171479, 0.3163755545817859, 0.18391881167709445]);
         let mut r = NumpyRandomState::new(5489);
         let got: Vec<f64> = (0..3).map(|_| r.random_f64()).collect();
-        assert_eq!(
-            got,
-            [0.8147236863931789, 0.9057919370756192, 0.12698681629350606]
-        );
+        assert_eq!(got, [0.8147236863931789, 0.9057919370756192, 0.12698681629350606]);
     }
 
     #[test]

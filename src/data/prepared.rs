@@ -75,10 +75,9 @@ pub fn prepare(splits: &Splits, num_classes: usize, plan: &LabelPlan) -> anyhow:
             anyhow::bail!("{name} split has label {bad}, but --num-classes is {num_classes}");
         }
     }
-    for (flag, size, set) in [
-        ("--train-size", plan.train_size, &splits.train),
-        ("--val-size", plan.val_size, &splits.test),
-    ] {
+    for (flag, size, set) in
+        [("--train-size", plan.train_size, &splits.train), ("--val-size", plan.val_size, &splits.test)]
+    {
         if let Some(n) = size.filter(|&n| n > set.len()) {
             anyhow::bail!("{flag} {n} exceeds the {} examples of the split", set.len());
         }
@@ -97,9 +96,7 @@ pub fn labels_csv(data: &PreparedData) -> String {
         for i in 0..split.len() {
             out.push_str(&format!(
                 "{name},{i},{},{},{}\n",
-                split.images.labels[i],
-                split.labels[i],
-                split.corrupted[i] as u8
+                split.images.labels[i], split.labels[i], split.corrupted[i] as u8
             ));
         }
     }

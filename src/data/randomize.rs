@@ -199,9 +199,8 @@ mod tests {
         probe_hi.train.images = (0..probe.train.images.len()).map(|k| ((k % n) / 256) as u8).collect();
         randomize_inputs(&mut probe, Randomization::ShuffledPixels, 9);
         randomize_inputs(&mut probe_hi, Randomization::ShuffledPixels, 9);
-        let perm: Vec<usize> = (0..n)
-            .map(|p| probe.train.images[p] as usize + 256 * probe_hi.train.images[p] as usize)
-            .collect();
+        let perm: Vec<usize> =
+            (0..n).map(|p| probe.train.images[p] as usize + 256 * probe_hi.train.images[p] as usize).collect();
         assert_ne!(perm, (0..n).collect::<Vec<_>>(), "a real permutation");
         for (b, a) in [(&before.train, &after.train), (&before.test, &after.test)] {
             for i in 0..b.len() {
@@ -240,7 +239,13 @@ mod tests {
         assert_ne!(probe.train.image(0), probe.train.image(1), "each image gets its own permutation");
         // Channels of one image move together.
         let (b, a) = (before.train.image(3), after.train.image(3));
-        let p0: Vec<usize> = (0..n).map(|p| (0..n).find(|&q| b[q] == a[p] && b[n + q] == a[n + p] && b[2 * n + q] == a[2 * n + p]).expect("pixel moved as a whole")).collect();
+        let p0: Vec<usize> = (0..n)
+            .map(|p| {
+                (0..n)
+                    .find(|&q| b[q] == a[p] && b[n + q] == a[n + p] && b[2 * n + q] == a[2 * n + p])
+                    .expect("pixel moved as a whole")
+            })
+            .collect();
         assert_eq!(p0.len(), n);
     }
 

@@ -78,8 +78,16 @@ pub struct DataRequest {
 pub fn load_splits(request: &DataRequest) -> Result<Splits> {
     let splits = match request.kind {
         DataKind::Synthetic => synthetic::generate(request.synthetic, request.seed),
-        DataKind::Cifar10 => load_cifar(request, cifar::CIFAR10_URL, cifar::CIFAR10_MD5, cifar::CIFAR10_ARCHIVE, cifar::load_cifar10)?,
-        DataKind::Cifar100 => load_cifar(request, cifar::CIFAR100_URL, cifar::CIFAR100_MD5, cifar::CIFAR100_ARCHIVE, cifar::load_cifar100)?,
+        DataKind::Cifar10 => {
+            load_cifar(request, cifar::CIFAR10_URL, cifar::CIFAR10_MD5, cifar::CIFAR10_ARCHIVE, cifar::load_cifar10)?
+        }
+        DataKind::Cifar100 => load_cifar(
+            request,
+            cifar::CIFAR100_URL,
+            cifar::CIFAR100_MD5,
+            cifar::CIFAR100_ARCHIVE,
+            cifar::load_cifar100,
+        )?,
         DataKind::Mnist => return load_mnist(request),
     };
     match request.split_test_set {
@@ -123,9 +131,9 @@ fn load_mnist(request: &DataRequest) -> Result<Splits> {
             download_mnist(request)?;
             idx::load_mnist(dir)
         }
-        Err(e) if idx::load_mnist_test_only(dir).is_ok() => Err(e.context(
-            "only the t10k-* files are there; --split-test-set N trains on the first N test digits",
-        )),
+        Err(e) if idx::load_mnist_test_only(dir).is_ok() => {
+            Err(e.context("only the t10k-* files are there; --split-test-set N trains on the first N test digits"))
+        }
         loaded => loaded,
     }
 }
@@ -149,10 +157,7 @@ fn download_mnist(request: &DataRequest) -> Result<()> {
 /// Train on the first `n` examples of `test`, validate on the rest.
 fn split_test(test: super::image_set::ImageSet, n: usize, num_classes: usize) -> Result<Splits> {
     if n == 0 || n >= test.len() {
-        anyhow::bail!(
-            "--split-test-set {n} must leave examples on both sides of the {}-example test set",
-            test.len()
-        );
+        anyhow::bail!("--split-test-set {n} must leave examples on both sides of the {}-example test set", test.len());
     }
     let image_len = test.image_len();
     let train = super::image_set::ImageSet {

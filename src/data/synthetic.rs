@@ -31,8 +31,7 @@ const NOISE_STD: f64 = 150.0;
 /// Generates the dataset from the `Synthetic` stream of `seed`.
 pub fn generate(spec: SyntheticSpec, seed: u64) -> Splits {
     let mut rng = rng::stream(seed, Purpose::Synthetic, 0);
-    let prototypes: Vec<Vec<f32>> =
-        (0..spec.num_classes).map(|_| prototype(&mut rng)).collect();
+    let prototypes: Vec<Vec<f32>> = (0..spec.num_classes).map(|_| prototype(&mut rng)).collect();
     let train = sample_set(&mut rng, &prototypes, spec.train);
     let test = sample_set(&mut rng, &prototypes, spec.test);
     Splits { train, test, num_classes: spec.num_classes }

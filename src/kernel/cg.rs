@@ -18,8 +18,8 @@
 //!
 //! [`pcg`] is the shared iteration (also used by refinement with the Cholesky preconditioner).
 
-use super::matrix::{argmax_rows, clear_upper_vector_state, error_rate};
-use super::refine::Preconditioner;
+use super::cpu::clear_upper_vector_state;
+use super::matrix::{argmax_rows, error_rate};
 use crate::rng::{self, Purpose};
 use anyhow::{Result, anyhow};
 use faer::linalg::triangular_solve::solve_lower_triangular_in_place;
@@ -27,6 +27,13 @@ use faer::{Mat, MatRef, Par, Side};
 use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
+
+/// Applies an approximate inverse of K: a factorization of K in some precision (the
+/// Cholesky factor of refinement), the Nyström approximation, or the identity.
+pub trait Preconditioner: Sync {
+    /// M⁻¹·r in f64.
+    fn apply(&self, r: MatRef<'_, f64>) -> Mat<f64>;
+}
 
 /// The identity: plain, unpreconditioned CG.
 #[derive(Debug, Clone, Copy, Default)]
@@ -40,9 +47,7 @@ impl Preconditioner for Identity {
 
 /// Per-column inner products ⟨a_j, b_j⟩.
 pub fn col_dots(a: MatRef<'_, f64>, b: MatRef<'_, f64>) -> Vec<f64> {
-    (0..a.ncols())
-        .map(|j| (0..a.nrows()).map(|i| a[(i, j)] * b[(i, j)]).sum())
-        .collect()
+    (0..a.ncols()).map(|j| (0..a.nrows()).map(|i| a[(i, j)] * b[(i, j)]).sum()).collect()
 }
 
 /// Preconditioned conjugate gradient on K·c = y, one independent CG per column sharing
@@ -80,11 +85,7 @@ pub fn pcg(
         z = precond.apply(r.as_ref());
         let rho_new = col_dots(r.as_ref(), z.as_ref());
         for j in 0..c.ncols() {
-            let beta = if rho[j] > 0.0 {
-                rho_new[j] / rho[j]
-            } else {
-                0.0
-            };
+            let beta = if rho[j] > 0.0 { rho_new[j] / rho[j] } else { 0.0 };
             for i in 0..c.nrows() {
                 p[(i, j)] = z[(i, j)] + beta * p[(i, j)];
             }
@@ -116,12 +117,7 @@ pub struct Nystrom {
 impl Nystrom {
     /// Builds a rank-`rank` approximation from one product K·Ω with a Gaussian test matrix
     /// Ω (seeded by `seed`), by the numerically stable shifted algorithm of Frangella et al.
-    pub fn build(
-        product: &dyn Fn(MatRef<'_, f64>) -> Mat<f64>,
-        n: usize,
-        rank: usize,
-        seed: u64,
-    ) -> Result<Self> {
+    pub fn build(product: &dyn Fn(MatRef<'_, f64>) -> Mat<f64>, n: usize, rank: usize, seed: u64) -> Result<Self> {
         let rank = rank.clamp(1, n);
         let mut rng = rng::stream(seed, Purpose::KernelSketch, 0);
         let g = Mat::<f64>::from_fn(n, rank, |_, _| StandardNormal.sample(&mut rng));
@@ -137,25 +133,17 @@ impl Nystrom {
                 core[(j, i)] = avg;
             }
         }
-        let llt = core
-            .llt(Side::Lower)
-            .map_err(|e| anyhow!("Nyström preconditioner: the sketch core is not positive definite ({e:?}); try a smaller --cg-rank"))?;
+        let llt = core.llt(Side::Lower).map_err(|e| {
+            anyhow!("Nyström preconditioner: the sketch core is not positive definite ({e:?}); try a smaller --cg-rank")
+        })?;
         // B = Y_ν·L⁻ᵀ, i.e. L·Bᵀ = Y_νᵀ.
         let mut bt = y_nu.transpose().to_owned();
         solve_lower_triangular_in_place(llt.L(), bt.as_mut(), Par::Seq);
-        let svd = bt
-            .transpose()
-            .thin_svd()
-            .map_err(|e| anyhow!("Nyström preconditioner: SVD failed ({e:?})"))?;
+        let svd = bt.transpose().thin_svd().map_err(|e| anyhow!("Nyström preconditioner: SVD failed ({e:?})"))?;
         let s = svd.S().column_vector();
-        let lambda: Vec<f64> = (0..rank)
-            .map(|i| s[i] * s[i] - nu)
-            .take_while(|&l| l > 0.0)
-            .collect();
+        let lambda: Vec<f64> = (0..rank).map(|i| s[i] * s[i] - nu).take_while(|&l| l > 0.0).collect();
         if lambda.is_empty() {
-            return Err(anyhow!(
-                "Nyström preconditioner: no positive eigenvalue estimate; use --cg-precond none"
-            ));
+            return Err(anyhow!("Nyström preconditioner: no positive eigenvalue estimate; use --cg-precond none"));
         }
         let u = svd.U().subcols(0, lambda.len()).to_owned();
         clear_upper_vector_state();
@@ -244,48 +232,30 @@ pub fn solve(
         Some(p) => p,
         None => &Identity,
     };
-    let y_norms: Vec<f64> = (0..y.ncols())
-        .map(|j| y.col(j).norm_l2().max(f64::MIN_POSITIVE))
-        .collect();
+    let y_norms: Vec<f64> = (0..y.ncols()).map(|j| y.col(j).norm_l2().max(f64::MIN_POSITIVE)).collect();
     let mut c = Mat::<f64>::zeros(n, y.ncols());
     let mut r = y.to_owned();
     let mut iterations = Vec::new();
     let mut converged = false;
     let mut last = Instant::now();
-    pcg(
-        product,
-        precond,
-        &mut c,
-        &mut r,
-        options.max_iters,
-        &mut |_, r| {
-            let rel = (0..r.ncols())
-                .map(|j| r.col(j).norm_l2() / y_norms[j])
-                .fold(0.0, f64::max);
-            let kc = y.to_owned() - r;
-            let it = Iteration {
-                iter: iterations.len() + 1,
-                relative_residual: rel,
-                train_error: error_rate(&argmax_rows(kc.as_ref()), labels),
-                seconds: last.elapsed().as_secs_f64(),
-            };
-            last = Instant::now();
-            on_iter(&it);
-            iterations.push(it);
-            converged = rel <= options.tol;
-            converged
-        },
-    );
+    pcg(product, precond, &mut c, &mut r, options.max_iters, &mut |_, r| {
+        let rel = (0..r.ncols()).map(|j| r.col(j).norm_l2() / y_norms[j]).fold(0.0, f64::max);
+        let kc = y.to_owned() - r;
+        let it = Iteration {
+            iter: iterations.len() + 1,
+            relative_residual: rel,
+            train_error: error_rate(&argmax_rows(kc.as_ref()), labels),
+            seconds: last.elapsed().as_secs_f64(),
+        };
+        last = Instant::now();
+        on_iter(&it);
+        iterations.push(it);
+        converged = rel <= options.tol;
+        converged
+    });
     let kc = y.to_owned() - &r;
     let precond_rank = nystrom.as_ref().map_or(0, |p| p.lambda.len());
-    Ok(CgOutcome {
-        c,
-        kc,
-        iterations,
-        converged,
-        precond_seconds,
-        precond_rank,
-    })
+    Ok(CgOutcome { c, kc, iterations, converged, precond_seconds, precond_rank })
 }
 
 #[cfg(test)]
@@ -310,28 +280,15 @@ mod tests {
         let product = |v: MatRef<'_, f64>| symmetric_product(kernel, &x, v, 64);
         let mut iters = Vec::new();
         for precond in [CgPrecond::None, CgPrecond::Nystrom] {
-            let options = CgOptions {
-                tol: 1e-10,
-                max_iters: 2000,
-                precond,
-                rank: 40,
-                seed: 1,
-            };
+            let options = CgOptions { tol: 1e-10, max_iters: 2000, precond, rank: 40, seed: 1 };
             let out = solve(&product, y.as_ref(), &labels, options, &mut |_| {}).unwrap();
-            assert!(
-                out.converged,
-                "{precond:?} after {} iterations",
-                out.iterations.len()
-            );
+            assert!(out.converged, "{precond:?} after {} iterations", out.iterations.len());
             let err = (&out.c - &exact).norm_max() / exact.norm_max();
             assert!(err < 1e-6, "{precond:?}: relative error {err:e}");
             assert_eq!(out.iterations.last().unwrap().train_error, 0.0);
             iters.push(out.iterations.len());
         }
-        assert!(
-            iters[1] * 2 < iters[0],
-            "Nyström should cut the iterations: {iters:?}"
-        );
+        assert!(iters[1] * 2 < iters[0], "Nyström should cut the iterations: {iters:?}");
     }
 
     #[test]
@@ -339,13 +296,7 @@ mod tests {
         let (kernel, x, labels) = setup();
         let y = one_hot(&labels, 10);
         let product = |v: MatRef<'_, f64>| symmetric_product(kernel, &x, v, 64);
-        let options = CgOptions {
-            tol: 0.0,
-            max_iters: 4,
-            precond: CgPrecond::None,
-            rank: 0,
-            seed: 0,
-        };
+        let options = CgOptions { tol: 0.0, max_iters: 4, precond: CgPrecond::None, rank: 0, seed: 0 };
         let mut seen = 0;
         let out = solve(&product, y.as_ref(), &labels, options, &mut |it| {
             seen += 1;
@@ -354,11 +305,7 @@ mod tests {
         .unwrap();
         assert!(!out.converged);
         assert_eq!((out.iterations.len(), seen), (4, 4));
-        assert!(
-            out.iterations
-                .iter()
-                .all(|i| i.relative_residual.is_finite())
-        );
+        assert!(out.iterations.iter().all(|i| i.relative_residual.is_finite()));
     }
 
     #[test]
@@ -368,9 +315,7 @@ mod tests {
         let v = Mat::<f64>::from_fn(n, 3, |i, j| ((i + 1) as f64 * (j + 1) as f64 * 0.37).sin());
         let q = v.qr().compute_thin_Q();
         let d = [10.0, 5.0, 2.0];
-        let k = Mat::<f64>::from_fn(n, n, |i, j| {
-            (0..3).map(|t| q[(i, t)] * d[t] * q[(j, t)]).sum()
-        });
+        let k = Mat::<f64>::from_fn(n, n, |i, j| (0..3).map(|t| q[(i, t)] * d[t] * q[(j, t)]).sum());
         let product = |m: MatRef<'_, f64>| &k * m;
         let p = Nystrom::build(&product, n, 3, 5).unwrap();
         for (got, want) in p.lambda.iter().zip(d) {

@@ -25,16 +25,12 @@
 //! read tiles are disjoint, so the locks never wait; they only make that argument checkable
 //! by the compiler instead of by `unsafe`.
 
-use super::matrix::clear_upper_vector_state;
+use super::cpu::clear_upper_vector_state;
 use faer::dyn_stack::{MemBuffer, MemStack};
-use faer::linalg::cholesky::llt::factor::{
-    LltRegularization, cholesky_in_place, cholesky_in_place_scratch,
-};
+use faer::linalg::cholesky::llt::factor::{LltRegularization, cholesky_in_place, cholesky_in_place_scratch};
 use faer::linalg::matmul::matmul;
 use faer::linalg::matmul::triangular::{self, BlockStructure};
-use faer::linalg::triangular_solve::{
-    solve_lower_triangular_in_place, solve_upper_triangular_in_place,
-};
+use faer::linalg::triangular_solve::{solve_lower_triangular_in_place, solve_upper_triangular_in_place};
 use faer::prelude::{Reborrow, ReborrowMut};
 use faer::{Accum, Mat, MatMut, MatRef, Par};
 use rayon::prelude::*;
@@ -132,10 +128,7 @@ impl<T: Real> TiledLower<T> {
         for i in 0..nt {
             for j in 0..=i {
                 let len = Self::span(n, tile, i).len() * Self::span(n, tile, j).len();
-                tiles.push(RwLock::new(super::memory::try_zeroed::<T>(
-                    len,
-                    "the kernel matrix tiles",
-                )?));
+                tiles.push(RwLock::new(super::memory::try_zeroed::<T>(len, "the kernel matrix tiles")?));
             }
         }
         Ok(Self { n, tile, tiles })
@@ -177,46 +170,29 @@ impl<T: Real> TiledLower<T> {
 
     /// Every stored tile as (rows, columns, mutable view), in parallel — to fill the matrix.
     /// Diagonal tiles are full squares; only their lower triangle is ever read.
-    pub fn par_tiles_mut(
-        &mut self,
-    ) -> impl ParallelIterator<Item = (Range<usize>, Range<usize>, MatMut<'_, T>)> + '_ {
+    pub fn par_tiles_mut(&mut self) -> impl ParallelIterator<Item = (Range<usize>, Range<usize>, MatMut<'_, T>)> + '_ {
         let nt = self.num_tiles();
-        let coords: Vec<(usize, usize)> =
-            (0..nt).flat_map(|i| (0..=i).map(move |j| (i, j))).collect();
+        let coords: Vec<(usize, usize)> = (0..nt).flat_map(|i| (0..=i).map(move |j| (i, j))).collect();
         let (n, tile) = (self.n, self.tile);
-        self.tiles
-            .par_iter_mut()
-            .zip(coords)
-            .map(move |(lock, (i, j))| {
-                let (ri, rj) = (Self::span(n, tile, i), Self::span(n, tile, j));
-                let buf = lock.get_mut().expect("tile lock poisoned");
-                let view =
-                    MatMut::from_column_major_slice_mut(buf.as_mut_slice(), ri.len(), rj.len());
-                (ri, rj, view)
-            })
+        self.tiles.par_iter_mut().zip(coords).map(move |(lock, (i, j))| {
+            let (ri, rj) = (Self::span(n, tile, i), Self::span(n, tile, j));
+            let buf = lock.get_mut().expect("tile lock poisoned");
+            let view = MatMut::from_column_major_slice_mut(buf.as_mut_slice(), ri.len(), rj.len());
+            (ri, rj, view)
+        })
     }
 
     /// Runs `f` on a read view of tile (i, j), j ≤ i.
     fn with_tile<R>(&self, i: usize, j: usize, f: impl FnOnce(MatRef<'_, T>) -> R) -> R {
         let guard = self.tiles[packed(i, j)].read().expect("tile lock poisoned");
-        f(MatRef::from_column_major_slice(
-            guard.as_slice(),
-            self.rows(i).len(),
-            self.rows(j).len(),
-        ))
+        f(MatRef::from_column_major_slice(guard.as_slice(), self.rows(i).len(), self.rows(j).len()))
     }
 
     /// Runs `f` on a write view of tile (i, j), j ≤ i.
     fn with_tile_mut<R>(&self, i: usize, j: usize, f: impl FnOnce(MatMut<'_, T>) -> R) -> R {
-        let mut guard = self.tiles[packed(i, j)]
-            .write()
-            .expect("tile lock poisoned");
+        let mut guard = self.tiles[packed(i, j)].write().expect("tile lock poisoned");
         let (r, c) = (self.rows(i).len(), self.rows(j).len());
-        f(MatMut::from_column_major_slice_mut(
-            guard.as_mut_slice(),
-            r,
-            c,
-        ))
+        f(MatMut::from_column_major_slice_mut(guard.as_mut_slice(), r, c))
     }
 
     /// Floating-point operations of the factorization (≈ n³/3), the total of the progress
@@ -230,11 +206,7 @@ impl<T: Real> TiledLower<T> {
             for i in k + 1..nt {
                 total += r[i] * r[k] * r[k];
                 for j in k + 1..=i {
-                    total += if i == j {
-                        r[j] * r[j] * r[k]
-                    } else {
-                        2 * r[i] * r[j] * r[k]
-                    };
+                    total += if i == j { r[j] * r[j] * r[k] } else { 2 * r[i] * r[j] * r[k] };
                 }
             }
         }
@@ -244,11 +216,7 @@ impl<T: Real> TiledLower<T> {
     /// Factors the matrix in place into its Cholesky factor L, parallel over tiles, calling
     /// `progress(flops)` as tile operations finish. `group` tile columns share one trailing
     /// update (see the module docs); `group = 1` is the plain right-looking algorithm.
-    pub fn factor(
-        &mut self,
-        group: usize,
-        progress: &(dyn Fn(u64) + Sync),
-    ) -> Result<(), NotPositiveDefinite> {
+    pub fn factor(&mut self, group: usize, progress: &(dyn Fn(u64) + Sync)) -> Result<(), NotPositiveDefinite> {
         let nt = self.num_tiles();
         let group = group.max(1);
         let this = &*self;
@@ -257,22 +225,12 @@ impl<T: Real> TiledLower<T> {
             let k1 = (k0 + group).min(nt);
             for k in k0..k1 {
                 this.factor_diagonal(k, progress)?;
-                (k + 1..nt)
-                    .into_par_iter()
-                    .for_each(|i| this.solve_panel_tile(i, k, progress));
-                let panel: Vec<(usize, usize)> = (k + 1..k1)
-                    .flat_map(|j| (j..nt).map(move |i| (i, j)))
-                    .collect();
-                panel
-                    .par_iter()
-                    .for_each(|&(i, j)| this.update_tile(i, j, k..k + 1, progress));
+                (k + 1..nt).into_par_iter().for_each(|i| this.solve_panel_tile(i, k, progress));
+                let panel: Vec<(usize, usize)> = (k + 1..k1).flat_map(|j| (j..nt).map(move |i| (i, j))).collect();
+                panel.par_iter().for_each(|&(i, j)| this.update_tile(i, j, k..k + 1, progress));
             }
-            let trailing: Vec<(usize, usize)> = (k1..nt)
-                .flat_map(|j| (j..nt).map(move |i| (i, j)))
-                .collect();
-            trailing
-                .par_iter()
-                .for_each(|&(i, j)| this.update_tile(i, j, k0..k1, progress));
+            let trailing: Vec<(usize, usize)> = (k1..nt).flat_map(|j| (j..nt).map(move |i| (i, j))).collect();
+            trailing.par_iter().for_each(|&(i, j)| this.update_tile(i, j, k0..k1, progress));
             k0 = k1;
         }
         clear_upper_vector_state();
@@ -280,32 +238,16 @@ impl<T: Real> TiledLower<T> {
     }
 
     /// L_kk = chol(A_kk) with faer's dense Cholesky (reads the lower triangle only).
-    fn factor_diagonal(
-        &self,
-        k: usize,
-        progress: &(dyn Fn(u64) + Sync),
-    ) -> Result<(), NotPositiveDefinite> {
+    fn factor_diagonal(&self, k: usize, progress: &(dyn Fn(u64) + Sync)) -> Result<(), NotPositiveDefinite> {
         let r = self.rows(k).len();
         let result = self.with_tile_mut(k, k, |a| {
-            let mut mem = MemBuffer::new(cholesky_in_place_scratch::<T>(
-                r,
-                Par::Seq,
-                Default::default(),
-            ));
-            cholesky_in_place(
-                a,
-                LltRegularization::default(),
-                Par::Seq,
-                MemStack::new(&mut mem),
-                Default::default(),
-            )
+            let mut mem = MemBuffer::new(cholesky_in_place_scratch::<T>(r, Par::Seq, Default::default()));
+            cholesky_in_place(a, LltRegularization::default(), Par::Seq, MemStack::new(&mut mem), Default::default())
         });
         progress((r * r * r / 3) as u64);
         result.map(|_| ()).map_err(|e| match e {
             faer::linalg::cholesky::llt::factor::LltError::NonPositivePivot { index } => {
-                NotPositiveDefinite {
-                    row: k * self.tile + index,
-                }
+                NotPositiveDefinite { row: k * self.tile + index }
             }
         })
     }
@@ -313,9 +255,7 @@ impl<T: Real> TiledLower<T> {
     /// A_ik = A_ik · L_kk⁻ᵀ (i > k): solves L_kk · A_ikᵀ = A_ikᵀ.
     fn solve_panel_tile(&self, i: usize, k: usize, progress: &(dyn Fn(u64) + Sync)) {
         self.with_tile(k, k, |l| {
-            self.with_tile_mut(i, k, |a| {
-                solve_lower_triangular_in_place(l, a.transpose_mut(), Par::Seq)
-            });
+            self.with_tile_mut(i, k, |a| solve_lower_triangular_in_place(l, a.transpose_mut(), Par::Seq));
         });
         let (ri, rk) = (self.rows(i).len() as u64, self.rows(k).len() as u64);
         progress(ri * rk * rk);
@@ -341,14 +281,7 @@ impl<T: Real> TiledLower<T> {
                         );
                     } else {
                         self.with_tile(j, k, |ajk| {
-                            matmul(
-                                a.rb_mut(),
-                                Accum::Add,
-                                aik,
-                                ajk.transpose(),
-                                minus_one,
-                                Par::Seq,
-                            )
+                            matmul(a.rb_mut(), Accum::Add, aik, ajk.transpose(), minus_one, Par::Seq)
                         });
                     }
                 });
@@ -356,24 +289,14 @@ impl<T: Real> TiledLower<T> {
         });
         let (ri, rj) = (self.rows(i).len() as u64, self.rows(j).len() as u64);
         let rk: u64 = ks.map(|k| self.rows(k).len() as u64).sum();
-        progress(if i == j {
-            rj * rj * rk
-        } else {
-            2 * ri * rj * rk
-        });
+        progress(if i == j { rj * rj * rk } else { 2 * ri * rj * rk });
     }
 
     /// Solves L·Lᵀ·x = b in place (`rhs` is n × m, b on entry, x on exit), after
     /// [`factor`](Self::factor): a forward then a backward tile substitution, parallel over
     /// the tiles of each step.
     pub fn solve_in_place(&self, rhs: MatMut<'_, T>) {
-        assert_eq!(
-            rhs.nrows(),
-            self.n,
-            "solve_in_place: rhs has {} rows for order {}",
-            rhs.nrows(),
-            self.n
-        );
+        assert_eq!(rhs.nrows(), self.n, "solve_in_place: rhs has {} rows for order {}", rhs.nrows(), self.n);
         let nt = self.num_tiles();
         let minus_one = T::from_f64(-1.0);
         let mut blocks: Vec<MatMut<'_, T>> = Vec::with_capacity(nt);
@@ -385,35 +308,20 @@ impl<T: Real> TiledLower<T> {
         }
         // Forward: L·y = b.
         for k in 0..nt {
-            self.with_tile(k, k, |l| {
-                solve_lower_triangular_in_place(l, blocks[k].rb_mut(), Par::Seq)
-            });
+            self.with_tile(k, k, |l| solve_lower_triangular_in_place(l, blocks[k].rb_mut(), Par::Seq));
             let (head, tail) = blocks.split_at_mut(k + 1);
             let yk = head[k].rb();
             tail.par_iter_mut().enumerate().for_each(|(o, bi)| {
-                self.with_tile(k + 1 + o, k, |lik| {
-                    matmul(bi.rb_mut(), Accum::Add, lik, yk, minus_one, Par::Seq)
-                });
+                self.with_tile(k + 1 + o, k, |lik| matmul(bi.rb_mut(), Accum::Add, lik, yk, minus_one, Par::Seq));
             });
         }
         // Backward: Lᵀ·x = y.
         for k in (0..nt).rev() {
-            self.with_tile(k, k, |l| {
-                solve_upper_triangular_in_place(l.transpose(), blocks[k].rb_mut(), Par::Seq)
-            });
+            self.with_tile(k, k, |l| solve_upper_triangular_in_place(l.transpose(), blocks[k].rb_mut(), Par::Seq));
             let (head, tail) = blocks.split_at_mut(k);
             let xk = tail[0].rb();
             head.par_iter_mut().enumerate().for_each(|(i, bi)| {
-                self.with_tile(k, i, |lki| {
-                    matmul(
-                        bi.rb_mut(),
-                        Accum::Add,
-                        lki.transpose(),
-                        xk,
-                        minus_one,
-                        Par::Seq,
-                    )
-                });
+                self.with_tile(k, i, |lki| matmul(bi.rb_mut(), Accum::Add, lki.transpose(), xk, minus_one, Par::Seq));
             });
         }
         clear_upper_vector_state();
@@ -426,9 +334,7 @@ impl<T: Real> TiledLower<T> {
             for j in 0..=i {
                 let (ri, rj) = (self.rows(i), self.rows(j));
                 self.with_tile(i, j, |t| {
-                    out.as_mut()
-                        .submatrix_mut(ri.start, rj.start, ri.len(), rj.len())
-                        .copy_from(t)
+                    out.as_mut().submatrix_mut(ri.start, rj.start, ri.len(), rj.len()).copy_from(t)
                 });
             }
         }
@@ -465,25 +371,15 @@ mod tests {
         for (n, tile) in [(10, 3), (9, 3), (1, 4), (100, 7), (64, 64), (65, 64)] {
             let m = TiledLower::<f64>::zeros(n, tile).unwrap();
             let stored: usize = m.tiles.iter().map(|t| t.read().unwrap().len()).sum();
-            assert_eq!(
-                TiledLower::<f64>::bytes(n, tile),
-                stored as u64 * 8,
-                "n={n} tile={tile}"
-            );
+            assert_eq!(TiledLower::<f64>::bytes(n, tile), stored as u64 * 8, "n={n} tile={tile}");
         }
     }
 
     #[test]
     fn matches_dense_faer_cholesky_f64() {
-        for (n, tile, group) in [
-            (1, 4, 1),
-            (7, 3, 2),
-            (50, 16, 1),
-            (97, 16, 3),
-            (130, 32, 4),
-            (200, 64, 2),
-            (64, 64, 4),
-        ] {
+        for (n, tile, group) in
+            [(1, 4, 1), (7, 3, 2), (50, 16, 1), (97, 16, 3), (130, 32, 4), (200, 64, 2), (64, 64, 4)]
+        {
             let a = random_spd(n, n as u64);
             let want = a.llt(Side::Lower).unwrap().L().to_owned();
             let mut tiled = TiledLower::from_dense(a.as_ref(), tile);
@@ -496,10 +392,7 @@ mod tests {
             assert_eq!(done.into_inner(), tiled.factor_flops());
             let got = tiled.to_dense_lower();
             let err = (&got - &want).norm_max();
-            assert!(
-                err < 1e-12,
-                "n={n} tile={tile} group={group}: max |L - L_faer| = {err:e}"
-            );
+            assert!(err < 1e-12, "n={n} tile={tile} group={group}: max |L - L_faer| = {err:e}");
         }
     }
 
@@ -551,10 +444,7 @@ mod tests {
         }
         a[(29, 29)] = a[(28, 28)] - 0.1;
         let mut tiled = TiledLower::from_dense(a.as_ref(), 8);
-        assert_eq!(
-            tiled.factor(2, &|_| {}),
-            Err(NotPositiveDefinite { row: 29 })
-        );
+        assert_eq!(tiled.factor(2, &|_| {}), Err(NotPositiveDefinite { row: 29 }));
     }
 
     #[test]

@@ -4,10 +4,10 @@ use super::cg::{CgOptions, CgPrecond};
 use super::matrix::KernelFn;
 use super::refine::{Method, RefineOptions};
 use crate::data::randomize::Randomization;
+use crate::data::source::DataKind;
 use anyhow::{Result, bail};
 use clap::ValueEnum;
 use serde::Serialize;
-use crate::data::source::DataKind;
 use std::path::PathBuf;
 
 /// Which kernel function `--kernel` names.
@@ -106,12 +106,7 @@ pub struct KernelConfig {
 impl KernelConfig {
     /// The effective label corruption probability.
     pub fn corrupt_prob(&self) -> f64 {
-        self.label_corrupt_prob
-            .unwrap_or(if self.randomize == Randomization::Labels {
-                1.0
-            } else {
-                0.0
-            })
+        self.label_corrupt_prob.unwrap_or(if self.randomize == Randomization::Labels { 1.0 } else { 0.0 })
     }
 
     /// Checks the settings, with one-line messages naming the flag.
@@ -148,10 +143,7 @@ impl KernelConfig {
             bail!("--group and --block must be at least 1");
         }
         if !(self.refine.tol.is_finite() && self.refine.tol >= 0.0) {
-            bail!(
-                "--refine-tol {} must be a non-negative number",
-                self.refine.tol
-            );
+            bail!("--refine-tol {} must be a non-negative number", self.refine.tol);
         }
         if !(self.cg.tol.is_finite() && self.cg.tol >= 0.0) {
             bail!("--tol {} must be a non-negative number", self.cg.tol);

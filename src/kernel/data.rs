@@ -42,12 +42,7 @@ pub fn load(config: &KernelConfig) -> Result<KernelInputs> {
     randomize_inputs(&mut splits, config.randomize, config.seed);
     let p = config.corrupt_prob();
     let (train_labels, corrupted) = if p > 0.0 {
-        let c = corrupt_labels(
-            &splits.train.labels,
-            splits.num_classes,
-            p,
-            config.corrupt_seed,
-        );
+        let c = corrupt_labels(&splits.train.labels, splits.num_classes, p, config.corrupt_seed);
         let count = c.mask_count();
         (c.labels, count)
     } else {
@@ -89,11 +84,9 @@ fn select(splits: Splits, config: &KernelConfig) -> Result<(Splits, String)> {
     let Splits { train, test, num_classes } = splits;
     let pick = |set: &ImageSet, size: Option<usize>, flag: &str, split: &str| -> Result<ImageSet> {
         match size {
-            Some(n) if n > set.len() => bail!(
-                "{flag} {n} exceeds the {} {split} images of {name} in {}",
-                set.len(),
-                config.data_dir.display()
-            ),
+            Some(n) if n > set.len() => {
+                bail!("{flag} {n} exceeds the {} {split} images of {name} in {}", set.len(), config.data_dir.display())
+            }
             Some(n) => Ok(set.take(n)),
             None => Ok(set.clone()),
         }

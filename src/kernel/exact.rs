@@ -6,9 +6,10 @@
 //! in precision T, and [`super::refine`] corrects c against the exact f64 residual until the
 //! backward error is that of an f64 solve.
 
+use super::cg::Preconditioner;
 use super::cholesky::{NotPositiveDefinite, Real, TiledLower};
 use super::matrix::{Features, KernelFn, kernel_block, symmetric_product};
-use super::refine::{Preconditioner, RefineOptions, Step, System, refine};
+use super::refine::{RefineOptions, Step, System, refine};
 use anyhow::{Result, anyhow};
 use faer::prelude::ReborrowMut;
 use faer::{Mat, MatRef};
@@ -106,11 +107,7 @@ pub fn build_tiles<T: Real>(kernel: KernelFn, x: &Features, store: &mut TiledLow
 fn factor_bar(total: u64, show: bool, what: &str) -> ProgressBar {
     let bar = ProgressBar::with_draw_target(
         Some(total),
-        if show {
-            ProgressDrawTarget::stderr()
-        } else {
-            ProgressDrawTarget::hidden()
-        },
+        if show { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() },
     );
     bar.set_style(
         ProgressStyle::with_template("{msg} [{bar:40}] {percent:>3}% {elapsed_precise} eta {eta}")
@@ -158,10 +155,7 @@ pub fn solve<T: Real>(
         )
     })?;
     let factor_seconds = started.elapsed().as_secs_f64();
-    log(&format!(
-        "factor: {factor_seconds:.1}s ({:.0} GFLOP/s)",
-        factor_flops as f64 / factor_seconds / 1e9
-    ));
+    log(&format!("factor: {factor_seconds:.1}s ({:.0} GFLOP/s)", factor_flops as f64 / factor_seconds / 1e9));
 
     let started = Instant::now();
     let c0 = store.apply(y);
@@ -180,12 +174,7 @@ pub fn solve<T: Real>(
             s.seconds
         ))
     };
-    let system = System {
-        product: &product,
-        y,
-        labels,
-        k_norm_inf,
-    };
+    let system = System { product: &product, y, labels, k_norm_inf };
     let refined = refine(&system, &store, c0, settings.refine, &mut on_step);
     let refine_seconds = started.elapsed().as_secs_f64();
     drop(store);

@@ -79,22 +79,14 @@ fn exp_map_avx2<F: Fn(f64, f64) -> f64>(values: &mut [f64], aux: &[f64], arg: F)
 /// Panics if `aux` is shorter than `values`.
 #[inline]
 pub fn exp_map<F: Fn(f64, f64) -> f64>(values: &mut [f64], aux: &[f64], arg: F) {
-    assert!(
-        aux.len() >= values.len(),
-        "exp_map: aux has {} values for {}",
-        aux.len(),
-        values.len()
-    );
+    assert!(aux.len() >= values.len(), "exp_map: aux has {} values for {}", aux.len(), values.len());
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx512f")
-            && std::arch::is_x86_feature_detected!("fma")
-        {
+        if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("fma") {
             // SAFETY: the CPU supports the features the function is compiled for (checked above).
             return unsafe { exp_map_avx512(values, aux, arg) };
         }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
             // SAFETY: as above.
             return unsafe { exp_map_avx2(values, aux, arg) };
         }
@@ -119,19 +111,9 @@ mod tests {
 
     #[test]
     fn within_two_ulp_of_libm() {
-        let mut xs: Vec<f64> = (0..200_001)
-            .map(|i| -708.0 * i as f64 / 200_000.0)
-            .collect();
+        let mut xs: Vec<f64> = (0..200_001).map(|i| -708.0 * i as f64 / 200_000.0).collect();
         xs.extend((0..20_001).map(|i| 700.0 * i as f64 / 20_000.0));
-        xs.extend([
-            0.0,
-            -0.0,
-            -1e-300,
-            1e-17,
-            -0.5 * std::f64::consts::LN_2,
-            0.5 * std::f64::consts::LN_2,
-            -708.0,
-        ]);
+        xs.extend([0.0, -0.0, -1e-300, 1e-17, -0.5 * std::f64::consts::LN_2, 0.5 * std::f64::consts::LN_2, -708.0]);
         let mut got = xs.clone();
         exp_in_place(&mut got);
         let mut scalar = xs.clone();

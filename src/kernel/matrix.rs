@@ -16,6 +16,7 @@
 //! block by block and never store it: they give the exact f64 residual of iterative
 //! refinement, the matrix-vector product of conjugate gradient, and the test predictions.
 
+use super::cpu::clear_upper_vector_state;
 use super::exp::exp_map;
 use super::gram::{PixelRows, gram};
 use faer::linalg::matmul::matmul;
@@ -104,41 +105,19 @@ impl Features {
     ///
     /// Panics if `data.len() != n * dim` (a programming error, not bad input).
     pub fn new(data: Vec<f64>, n: usize, dim: usize) -> Self {
-        assert_eq!(
-            data.len(),
-            n * dim,
-            "Features::new: {n}×{dim} needs {} values",
-            n * dim
-        );
-        let sq_norms = (0..n)
-            .map(|i| data[i * dim..(i + 1) * dim].iter().map(|v| v * v).sum())
-            .collect();
-        Self {
-            n,
-            dim,
-            coords: Coords::Real(data),
-            sq_norms,
-        }
+        assert_eq!(data.len(), n * dim, "Features::new: {n}×{dim} needs {} values", n * dim);
+        let sq_norms = (0..n).map(|i| data[i * dim..(i + 1) * dim].iter().map(|v| v * v).sum()).collect();
+        Self { n, dim, coords: Coords::Real(data), sq_norms }
     }
 
     /// Points p·`scale` from `n` rows of `dim` 8-bit values (pixels / 255 with `scale` = 1/255).
     ///
     /// Panics if `pixels.len() != n * dim`.
     pub fn from_pixels(pixels: &[u8], n: usize, dim: usize, scale: f64) -> Self {
-        assert_eq!(
-            pixels.len(),
-            n * dim,
-            "Features::from_pixels: {n}×{dim} needs {} values",
-            n * dim
-        );
+        assert_eq!(pixels.len(), n * dim, "Features::from_pixels: {n}×{dim} needs {} values", n * dim);
         let rows = PixelRows::new(pixels.to_vec(), n, dim);
         let sq_norms = rows.sq_sums.iter().map(|&s| s * scale * scale).collect();
-        Self {
-            n,
-            dim,
-            coords: Coords::Pixels { rows, scale },
-            sq_norms,
-        }
+        Self { n, dim, coords: Coords::Pixels { rows, scale }, sq_norms }
     }
 
     /// Coordinate `k` of point `i`.
@@ -158,9 +137,7 @@ impl Features {
                 len,
                 self.dim,
             )),
-            Coords::Pixels { .. } => RowsF64::Owned(Mat::from_fn(len, self.dim, |i, k| {
-                self.value(rows.start + i, k)
-            })),
+            Coords::Pixels { .. } => RowsF64::Owned(Mat::from_fn(len, self.dim, |i, k| self.value(rows.start + i, k))),
         }
     }
 
@@ -203,9 +180,7 @@ pub fn kernel_block(
     debug_assert_eq!((out.nrows(), out.ncols()), (rows.len(), cols.len()));
     debug_assert_eq!(x.dim, z.dim);
     match (&x.coords, &z.coords) {
-        (Coords::Pixels { rows: a, scale: sa }, Coords::Pixels { rows: b, scale: sb })
-            if sa == sb =>
-        {
+        (Coords::Pixels { rows: a, scale: sa }, Coords::Pixels { rows: b, scale: sb }) if sa == sb => {
             gram(a, rows.clone(), b, cols.clone(), out.rb_mut());
             let s2 = sa * sa;
             let (na, nb) = (&a.sq_sums[rows], &b.sq_sums[cols]);
@@ -213,14 +188,7 @@ pub fn kernel_block(
         }
         _ => {
             let (xr, zr) = (x.rows_f64(rows.clone()), z.rows_f64(cols.clone()));
-            matmul(
-                out.rb_mut(),
-                Accum::Replace,
-                xr.get(),
-                zr.get().transpose(),
-                -2.0,
-                Par::Seq,
-            );
+            matmul(out.rb_mut(), Accum::Replace, xr.get(), zr.get().transpose(), -2.0, Par::Seq);
             clear_upper_vector_state();
             let (xn, zn) = (&x.sq_norms[rows], &z.sq_norms[cols]);
             kernel_columns(kernel, out.rb_mut(), xn, zn, |a, b, v| (v + a + b).max(0.0));
@@ -248,60 +216,22 @@ fn kernel_columns(
     }
 }
 
-/// Marks the upper halves of the vector registers clean (`vzeroupper`).
-///
-/// faer's x86 GEMM kernels (AVX-512) can return with the upper halves of the vector registers
-/// dirty. Code compiled for baseline x86-64 — the elementwise loops here, glibc's `exp` — then
-/// pays a state-transition penalty on every SSE instruction: measured on this machine, `exp`
-/// after a faer GEMM took 123 ns instead of 3.6 ns. Call this after faer calls, before scalar
-/// loops. (A no-op without AVX.)
-#[inline]
-pub fn clear_upper_vector_state() {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx") {
-        // SAFETY: the CPU supports AVX (checked just above), all `zeroupper` needs.
-        unsafe { zeroupper() }
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx")]
-fn zeroupper() {
-    std::arch::x86_64::_mm256_zeroupper()
-}
-
 /// Start offsets of blocks of `block` rows covering `0..n` (the last may be shorter).
 pub fn block_ranges(n: usize, block: usize) -> Vec<Range<usize>> {
-    (0..n.div_ceil(block))
-        .map(|b| b * block..((b + 1) * block).min(n))
-        .collect()
+    (0..n.div_ceil(block)).map(|b| b * block..((b + 1) * block).min(n)).collect()
 }
 
 /// K(X, X)·c in f64 without storing K: lower-triangle blocks are computed once and used for
 /// both K_IJ·c_J and K_IJᵀ·c_I. `c` is `n × m`; blocks of `block` rows; parallel over blocks,
 /// each worker thread adding into its own `n × m` accumulator (so the extra memory is
 /// threads·n·m, whatever rayon's splitting), summed at the end.
-pub fn symmetric_product(
-    kernel: KernelFn,
-    x: &Features,
-    c: MatRef<'_, f64>,
-    block: usize,
-) -> Mat<f64> {
-    assert_eq!(
-        c.nrows(),
-        x.n,
-        "symmetric_product: c has {} rows for {} points",
-        c.nrows(),
-        x.n
-    );
+pub fn symmetric_product(kernel: KernelFn, x: &Features, c: MatRef<'_, f64>, block: usize) -> Mat<f64> {
+    assert_eq!(c.nrows(), x.n, "symmetric_product: c has {} rows for {} points", c.nrows(), x.n);
     let ranges = block_ranges(x.n, block);
-    let pairs: Vec<(usize, usize)> = (0..ranges.len())
-        .flat_map(|i| (0..=i).map(move |j| (i, j)))
-        .collect();
+    let pairs: Vec<(usize, usize)> = (0..ranges.len()).flat_map(|i| (0..=i).map(move |j| (i, j))).collect();
     let m = c.ncols();
-    let accumulators: Vec<Mutex<Option<Mat<f64>>>> = (0..rayon::current_num_threads())
-        .map(|_| Mutex::new(None))
-        .collect();
+    let accumulators: Vec<Mutex<Option<Mat<f64>>>> =
+        (0..rayon::current_num_threads()).map(|_| Mutex::new(None)).collect();
     pairs.par_iter().for_each_init(
         || Mat::<f64>::zeros(block, block),
         |tile, &(i, j)| {
@@ -310,9 +240,7 @@ pub fn symmetric_product(
             kernel_block(kernel, x, ri.clone(), x, rj.clone(), i == j, k.rb_mut());
             let k = k.rb();
             let slot = rayon::current_thread_index().unwrap_or(0) % accumulators.len();
-            let mut guard = accumulators[slot]
-                .lock()
-                .expect("accumulator lock poisoned");
+            let mut guard = accumulators[slot].lock().expect("accumulator lock poisoned");
             let acc = guard.get_or_insert_with(|| Mat::zeros(x.n, m));
             matmul(
                 acc.as_mut().subrows_mut(ri.start, ri.len()),
@@ -324,23 +252,13 @@ pub fn symmetric_product(
             );
             if i != j {
                 let ci = c.subrows(ri.start, ri.len());
-                matmul(
-                    acc.as_mut().subrows_mut(rj.start, rj.len()),
-                    Accum::Add,
-                    k.transpose(),
-                    ci,
-                    1.0,
-                    Par::Seq,
-                );
+                matmul(acc.as_mut().subrows_mut(rj.start, rj.len()), Accum::Add, k.transpose(), ci, 1.0, Par::Seq);
             }
         },
     );
     let mut total = Mat::<f64>::zeros(x.n, m);
     clear_upper_vector_state();
-    for acc in accumulators
-        .into_iter()
-        .filter_map(|a| a.into_inner().expect("accumulator lock poisoned"))
-    {
+    for acc in accumulators.into_iter().filter_map(|a| a.into_inner().expect("accumulator lock poisoned")) {
         total += acc;
     }
     total
@@ -348,43 +266,21 @@ pub fn symmetric_product(
 
 /// K(Z, X)·c in f64 without storing K(Z, X): predictions at the points `z` of the kernel
 /// expansion with coefficients `c` (`x.n × m`) on the points `x`. Parallel over blocks of z.
-pub fn cross_product(
-    kernel: KernelFn,
-    z: &Features,
-    x: &Features,
-    c: MatRef<'_, f64>,
-    block: usize,
-) -> Mat<f64> {
-    assert_eq!(
-        c.nrows(),
-        x.n,
-        "cross_product: c has {} rows for {} points",
-        c.nrows(),
-        x.n
-    );
+pub fn cross_product(kernel: KernelFn, z: &Features, x: &Features, c: MatRef<'_, f64>, block: usize) -> Mat<f64> {
+    assert_eq!(c.nrows(), x.n, "cross_product: c has {} rows for {} points", c.nrows(), x.n);
     let mut out = Mat::<f64>::zeros(z.n, c.ncols());
     let x_ranges = block_ranges(x.n, block);
-    out.as_mut()
-        .par_row_chunks_mut(block)
-        .enumerate()
-        .for_each_init(
-            || Mat::<f64>::zeros(block, block),
-            |tile, (b, mut out_rows)| {
-                let rz = b * block..(b * block + out_rows.nrows());
-                for rx in &x_ranges {
-                    let mut k = tile.as_mut().submatrix_mut(0, 0, rz.len(), rx.len());
-                    kernel_block(kernel, z, rz.clone(), x, rx.clone(), false, k.rb_mut());
-                    matmul(
-                        out_rows.rb_mut(),
-                        Accum::Add,
-                        k.rb(),
-                        c.subrows(rx.start, rx.len()),
-                        1.0,
-                        Par::Seq,
-                    );
-                }
-            },
-        );
+    out.as_mut().par_row_chunks_mut(block).enumerate().for_each_init(
+        || Mat::<f64>::zeros(block, block),
+        |tile, (b, mut out_rows)| {
+            let rz = b * block..(b * block + out_rows.nrows());
+            for rx in &x_ranges {
+                let mut k = tile.as_mut().submatrix_mut(0, 0, rz.len(), rx.len());
+                kernel_block(kernel, z, rz.clone(), x, rx.clone(), false, k.rb_mut());
+                matmul(out_rows.rb_mut(), Accum::Add, k.rb(), c.subrows(rx.start, rx.len()), 1.0, Par::Seq);
+            }
+        },
+    );
     clear_upper_vector_state();
     out
 }
@@ -406,9 +302,7 @@ pub fn argmax_rows(scores: MatRef<'_, f64>) -> Vec<u8> {
 
 /// One-hot targets: row i has a 1 in column `labels[i]`.
 pub fn one_hot(labels: &[u8], classes: usize) -> Mat<f64> {
-    Mat::from_fn(labels.len(), classes, |i, j| {
-        if labels[i] as usize == j { 1.0 } else { 0.0 }
-    })
+    Mat::from_fn(labels.len(), classes, |i, j| if labels[i] as usize == j { 1.0 } else { 0.0 })
 }
 
 /// Fraction of `predicted` that differ from `truth`.
@@ -436,9 +330,7 @@ pub(crate) mod tests {
     /// K by exact pairwise differences, as scipy's pdist.
     pub(crate) fn dense_kernel(kernel: KernelFn, x: &Features, z: &Features) -> Mat<f64> {
         Mat::from_fn(x.n, z.n, |i, j| {
-            let d2: f64 = (0..x.dim)
-                .map(|k| (x.value(i, k) - z.value(j, k)).powi(2))
-                .sum();
+            let d2: f64 = (0..x.dim).map(|k| (x.value(i, k) - z.value(j, k)).powi(2)).sum();
             kernel.of_sq_dist(d2)
         })
     }
@@ -447,10 +339,7 @@ pub(crate) mod tests {
     fn blocks_match_pairwise_differences() {
         let x = random_points(37, 11, 1);
         let z = random_points(23, 11, 2);
-        for kernel in [
-            KernelFn::Gaussian { bandwidth: 0.3 },
-            KernelFn::Laplacian { sigma: 1.5 },
-        ] {
+        for kernel in [KernelFn::Gaussian { bandwidth: 0.3 }, KernelFn::Laplacian { sigma: 1.5 }] {
             let mut out = Mat::<f64>::zeros(23, 37);
             kernel_block(kernel, &z, 0..23, &x, 0..37, false, out.as_mut());
             let want = dense_kernel(kernel, &z, &x);
@@ -458,10 +347,7 @@ pub(crate) mod tests {
             let mut diag = Mat::<f64>::zeros(37, 37);
             kernel_block(kernel, &x, 0..37, &x, 0..37, true, diag.as_mut());
             let want = dense_kernel(kernel, &x, &x);
-            assert!(
-                (&diag - &want).norm_max() < 1e-7,
-                "laplacian near 0 is sensitive, but the diagonal is exact"
-            );
+            assert!((&diag - &want).norm_max() < 1e-7, "laplacian near 0 is sensitive, but the diagonal is exact");
             assert!((0..37).all(|i| diag[(i, i)] == 1.0));
         }
     }
@@ -469,9 +355,7 @@ pub(crate) mod tests {
     /// `n` rows of `dim` pseudo-random bytes, with every value 255 in row 0 (the worst case).
     fn pixels(n: usize, dim: usize, seed: u64) -> Vec<u8> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        (0..n * dim)
-            .map(|i| if i < dim { 255 } else { rng.random::<u8>() })
-            .collect()
+        (0..n * dim).map(|i| if i < dim { 255 } else { rng.random::<u8>() }).collect()
     }
 
     #[test]
@@ -479,48 +363,20 @@ pub(crate) mod tests {
         let dim = 784;
         let (a, b) = (pixels(20, dim, 3), pixels(11, dim, 4));
         let scale = 1.0 / 255.0;
-        let (x, z) = (
-            Features::from_pixels(&a, 20, dim, scale),
-            Features::from_pixels(&b, 11, dim, scale),
-        );
+        let (x, z) = (Features::from_pixels(&a, 20, dim, scale), Features::from_pixels(&b, 11, dim, scale));
         let mut out = Mat::<f64>::zeros(20, 11);
-        kernel_block(
-            KernelFn::Gaussian { bandwidth: 0.02 },
-            &x,
-            0..20,
-            &z,
-            0..11,
-            false,
-            out.as_mut(),
-        );
+        kernel_block(KernelFn::Gaussian { bandwidth: 0.02 }, &x, 0..20, &z, 0..11, false, out.as_mut());
         for i in 0..20 {
             for j in 0..11 {
-                let d2: u64 = (0..dim)
-                    .map(|k| (a[i * dim + k] as i64 - b[j * dim + k] as i64).pow(2) as u64)
-                    .sum();
+                let d2: u64 = (0..dim).map(|k| (a[i * dim + k] as i64 - b[j * dim + k] as i64).pow(2) as u64).sum();
                 let want = (-0.02 * (scale * scale * d2 as f64)).exp();
-                assert!(
-                    out[(i, j)].to_bits().abs_diff(want.to_bits()) <= 2,
-                    "({i},{j})"
-                );
+                assert!(out[(i, j)].to_bits().abs_diff(want.to_bits()) <= 2, "({i},{j})");
             }
         }
         // Real-valued copies of the same points agree to rounding.
-        let xr = Features::new(
-            (0..20 * dim).map(|t| x.value(t / dim, t % dim)).collect(),
-            20,
-            dim,
-        );
+        let xr = Features::new((0..20 * dim).map(|t| x.value(t / dim, t % dim)).collect(), 20, dim);
         let mut mixed = Mat::<f64>::zeros(20, 11);
-        kernel_block(
-            KernelFn::Gaussian { bandwidth: 0.02 },
-            &xr,
-            0..20,
-            &z,
-            0..11,
-            false,
-            mixed.as_mut(),
-        );
+        kernel_block(KernelFn::Gaussian { bandwidth: 0.02 }, &xr, 0..20, &z, 0..11, false, mixed.as_mut());
         assert!((&mixed - &out).norm_max() < 1e-12);
     }
 

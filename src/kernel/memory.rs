@@ -38,11 +38,7 @@ impl MemoryPlan {
 
     /// `"7.21 GiB f32 tiles + 0.38 GiB features"`: the breakdown used in messages.
     pub fn breakdown(&self) -> String {
-        self.items
-            .iter()
-            .map(|(what, b)| format!("{} {what}", gib(*b)))
-            .collect::<Vec<_>>()
-            .join(" + ")
+        self.items.iter().map(|(what, b)| format!("{} {what}", gib(*b))).collect::<Vec<_>>().join(" + ")
     }
 }
 
@@ -70,23 +66,12 @@ pub fn parse_mem_available(meminfo: &str) -> Option<u64> {
 /// The memory budget: `MemAvailable` of `meminfo` (normally `/proc/meminfo`), capped by
 /// `max_gib` (`--max-memory`) when given. Without a readable meminfo, `--max-memory` is needed.
 pub fn budget(meminfo: &Path, max_gib: Option<f64>) -> Result<Budget> {
-    let available = std::fs::read_to_string(meminfo)
-        .ok()
-        .and_then(|text| parse_mem_available(&text));
+    let available = std::fs::read_to_string(meminfo).ok().and_then(|text| parse_mem_available(&text));
     let cap = max_gib.map(|g| (g * GIB) as u64);
     match (available, cap) {
-        (Some(a), Some(c)) if c < a => Ok(Budget {
-            bytes: c,
-            source: "--max-memory".into(),
-        }),
-        (Some(a), _) => Ok(Budget {
-            bytes: a,
-            source: format!("MemAvailable in {}", meminfo.display()),
-        }),
-        (None, Some(c)) => Ok(Budget {
-            bytes: c,
-            source: "--max-memory".into(),
-        }),
+        (Some(a), Some(c)) if c < a => Ok(Budget { bytes: c, source: "--max-memory".into() }),
+        (Some(a), _) => Ok(Budget { bytes: a, source: format!("MemAvailable in {}", meminfo.display()) }),
+        (None, Some(c)) => Ok(Budget { bytes: c, source: "--max-memory".into() }),
         (None, None) => Err(anyhow::anyhow!(
             "{}: no MemAvailable line; pass --max-memory GIB to say how much memory may be used",
             meminfo.display()
@@ -104,11 +89,7 @@ pub fn check(plan: &MemoryPlan, budget: &Budget, hint: &str) -> Result<()> {
             plan.breakdown(),
             gib(budget.bytes),
             budget.source,
-            if hint.is_empty() {
-                String::new()
-            } else {
-                format!("; {hint}")
-            }
+            if hint.is_empty() { String::new() } else { format!("; {hint}") }
         );
     }
     Ok(())
@@ -126,12 +107,8 @@ pub fn peak_rss() -> Option<u64> {
 /// the process when the allocator refuses (zeroed pages are only committed when written).
 pub fn try_zeroed<T: Copy + Default>(len: usize, what: &str) -> Result<Vec<T>> {
     let mut v = Vec::new();
-    v.try_reserve_exact(len).with_context(|| {
-        format!(
-            "cannot allocate {} for {what}",
-            gib((len * size_of::<T>()) as u64)
-        )
-    })?;
+    v.try_reserve_exact(len)
+        .with_context(|| format!("cannot allocate {} for {what}", gib((len * size_of::<T>()) as u64)))?;
     v.resize(len, T::default());
     Ok(v)
 }
@@ -163,27 +140,16 @@ mod tests {
         let b = budget(&path, Some(1000.0)).unwrap();
         assert_eq!(b.bytes, 23947464 * 1024);
         let missing = dir.path().join("nope");
-        assert!(
-            budget(&missing, None)
-                .unwrap_err()
-                .to_string()
-                .contains("--max-memory")
-        );
+        assert!(budget(&missing, None).unwrap_err().to_string().contains("--max-memory"));
         assert_eq!(budget(&missing, Some(2.0)).unwrap().bytes, 2 << 30);
     }
 
     #[test]
     fn refuses_with_needed_and_available() {
         let mut plan = MemoryPlan::default();
-        plan.add("f64 kernel tiles", 15 << 30)
-            .add("features", 1 << 29);
-        let budget = Budget {
-            bytes: 12 << 30,
-            source: "MemAvailable in /proc/meminfo".into(),
-        };
-        let msg = check(&plan, &budget, "try --precision f32-refined")
-            .unwrap_err()
-            .to_string();
+        plan.add("f64 kernel tiles", 15 << 30).add("features", 1 << 29);
+        let budget = Budget { bytes: 12 << 30, source: "MemAvailable in /proc/meminfo".into() };
+        let msg = check(&plan, &budget, "try --precision f32-refined").unwrap_err().to_string();
         assert!(!msg.contains('\n'), "one line: {msg}");
         for part in [
             "needs 15.50 GiB",
@@ -195,10 +161,7 @@ mod tests {
         ] {
             assert!(msg.contains(part), "{part:?} missing in {msg}");
         }
-        let roomy = Budget {
-            bytes: 16 << 30,
-            source: "x".into(),
-        };
+        let roomy = Budget { bytes: 16 << 30, source: "x".into() };
         check(&plan, &roomy, "").unwrap();
     }
 

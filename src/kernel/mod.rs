@@ -8,6 +8,7 @@
 //! - [`data`]: the inputs, with the training pipeline's corruption and randomizations;
 //! - [`matrix`]: kernel blocks by GEMM and matrix-free products, in f64;
 //! - [`gram`]: exact integer Gram blocks of 8-bit pixels (int8 VNNI or exact f32 chunks);
+//! - [`cpu`]: run-time CPU feature checks (VNNI, `vzeroupper`) shared by the above;
 //! - [`exp`]: the vectorized `exp` every kernel entry goes through;
 //! - [`cholesky`]: a tiled lower-triangle Cholesky on faer tile kernels, parallel over tiles;
 //! - [`refine`]: an f32 factor refined against the exact f64 residual to f64 accuracy;
@@ -20,6 +21,7 @@
 pub mod cg;
 pub mod cholesky;
 pub mod config;
+pub mod cpu;
 pub mod data;
 pub mod exact;
 pub mod exp;
@@ -71,19 +73,10 @@ pub fn cholesky_plan(
 ) -> MemoryPlan {
     let mut plan = MemoryPlan::default();
     match precision {
-        Precision::F32Refined => plan.add(
-            "f32 kernel tiles (lower triangle)",
-            exact::tile_bytes::<f32>(n, tile),
-        ),
-        Precision::F64 => plan.add(
-            "f64 kernel tiles (lower triangle)",
-            exact::tile_bytes::<f64>(n, tile),
-        ),
+        Precision::F32Refined => plan.add("f32 kernel tiles (lower triangle)", exact::tile_bytes::<f32>(n, tile)),
+        Precision::F64 => plan.add("f64 kernel tiles (lower triangle)", exact::tile_bytes::<f64>(n, tile)),
     };
-    plan.add(
-        "features",
-        Features::pixel_bytes(n, dim) + Features::pixel_bytes(n_test, dim),
-    );
+    plan.add("features", Features::pixel_bytes(n, dim) + Features::pixel_bytes(n_test, dim));
     let vectors = (threads as u64 + 10) * (n as u64) * (classes as u64) * 8;
     let scratch = (4 * threads as u64 + 16) * ((tile * tile) as u64 * 8 + n as u64 * 8);
     plan.add("vectors and scratch", vectors + scratch);
@@ -102,55 +95,44 @@ pub fn cg_plan(
     threads: usize,
 ) -> MemoryPlan {
     let mut plan = MemoryPlan::default();
-    plan.add(
-        "features",
-        Features::pixel_bytes(n, dim) + Features::pixel_bytes(n_test, dim),
-    );
+    plan.add("features", Features::pixel_bytes(n, dim) + Features::pixel_bytes(n_test, dim));
     if rank > 0 {
-        plan.add(
-            "Nyström sketch",
-            (5 + threads as u64) * (n as u64) * (rank as u64) * 8,
-        );
+        plan.add("Nyström sketch", (5 + threads as u64) * (n as u64) * (rank as u64) * 8);
     }
     let vectors = (threads as u64 + 10) * (n as u64) * (classes as u64) * 8;
-    plan.add(
-        "vectors and scratch",
-        vectors + (4 * threads as u64 + 16) * (block * block) as u64 * 8,
-    );
+    plan.add("vectors and scratch", vectors + (4 * threads as u64 + 16) * (block * block) as u64 * 8);
     plan
+}
+
+/// The text of `predictions.txt`: the predicted class index of every test point in decimal,
+/// one per line, in test order (so CIFAR-100's classes 10–99 are written in full).
+pub fn predictions_text(predictions: &[u8]) -> String {
+    predictions.iter().map(|p| format!("{p}\n")).collect()
+}
+
+/// Writes [`predictions_text`] of `predictions` atomically to `path`.
+pub fn write_predictions(path: &Path, predictions: &[u8]) -> Result<()> {
+    crate::atomic::write_atomic(path, predictions_text(predictions).as_bytes())
 }
 
 /// Runs `rethink kernel`: loads the data, solves, predicts, prints and writes `result.json`.
 pub fn run(config: &KernelConfig) -> Result<KernelOutcome> {
     config.validate()?;
-    let threads = config
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .context("cannot start the worker threads")?;
+    let threads = config.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let pool =
+        rayon::ThreadPoolBuilder::new().num_threads(threads).build().context("cannot start the worker threads")?;
     pool.install(|| run_in_pool(config, threads))
 }
 
 /// Picks the solver that fits `budget`, or refuses with needed vs available.
-fn choose_solver(
-    config: &KernelConfig,
-    chol: &MemoryPlan,
-    cg: &MemoryPlan,
-    budget: &Budget,
-) -> Result<Solver> {
+fn choose_solver(config: &KernelConfig, chol: &MemoryPlan, cg: &MemoryPlan, budget: &Budget) -> Result<Solver> {
     let chol_hint = match config.precision {
         Precision::F64 => "try --precision f32-refined, --solver cg or a smaller --train-size",
         Precision::F32Refined => "try --solver cg or a smaller --train-size",
     };
     match config.solver {
-        SolverChoice::Cholesky => {
-            memory::check(chol, budget, chol_hint).map(|_| Solver::Cholesky(config.precision))
-        }
-        SolverChoice::Cg => {
-            memory::check(cg, budget, "try a smaller --cg-rank or --train-size").map(|_| Solver::Cg)
-        }
+        SolverChoice::Cholesky => memory::check(chol, budget, chol_hint).map(|_| Solver::Cholesky(config.precision)),
+        SolverChoice::Cg => memory::check(cg, budget, "try a smaller --cg-rank or --train-size").map(|_| Solver::Cg),
         SolverChoice::Auto => {
             if memory::check(chol, budget, "").is_ok() {
                 Ok(Solver::Cholesky(config.precision))
@@ -198,12 +180,8 @@ fn solve_exact(
         progress: config.progress,
     };
     let out = match precision {
-        Precision::F32Refined => {
-            exact::solve::<f32>(&inputs.train, y, &inputs.train_labels, &settings, log)?
-        }
-        Precision::F64 => {
-            exact::solve::<f64>(&inputs.train, y, &inputs.train_labels, &settings, log)?
-        }
+        Precision::F32Refined => exact::solve::<f32>(&inputs.train, y, &inputs.train_labels, &settings, log)?,
+        Precision::F64 => exact::solve::<f64>(&inputs.train, y, &inputs.train_labels, &settings, log)?,
     };
     times.kernel = out.kernel_seconds;
     times.factor = out.factor_seconds;
@@ -247,9 +225,7 @@ fn solve_cg(
     times: &mut Times,
     log: &mut dyn FnMut(&str),
 ) -> Result<Solved> {
-    let product = |v: faer::MatRef<'_, f64>| {
-        matrix::symmetric_product(config.kernel, &inputs.train, v, config.block)
-    };
+    let product = |v: faer::MatRef<'_, f64>| matrix::symmetric_product(config.kernel, &inputs.train, v, config.block);
     let mut on_iter = |it: &cg::Iteration| {
         log(&format!(
             "cg {}: relative residual {:.2e}, train error {:.2}%, {:.1}s",
@@ -278,11 +254,7 @@ fn solve_cg(
             tile: None,
             refine: None,
             tol: config.cg.tol,
-            cg_precond: Some(if rank > 0 {
-                format!("nystrom rank {}", out.precond_rank)
-            } else {
-                "none".into()
-            }),
+            cg_precond: Some(if rank > 0 { format!("nystrom rank {}", out.precond_rank) } else { "none".into() }),
             converged: out.converged,
             threads,
         },
@@ -304,37 +276,16 @@ fn run_in_pool(config: &KernelConfig, threads: usize) -> Result<KernelOutcome> {
     let started = Instant::now();
     let inputs = data::load(config)?;
     times.load = started.elapsed().as_secs_f64();
-    let (n, dim, classes, n_test) = (
-        inputs.train.n,
-        inputs.train.dim,
-        inputs.classes,
-        inputs.test.n,
-    );
+    let (n, dim, classes, n_test) = (inputs.train.n, inputs.train.dim, inputs.classes, inputs.test.n);
 
     let budget = memory::budget(Path::new("/proc/meminfo"), config.max_memory_gib)?;
-    let chol = cholesky_plan(
-        config.precision,
-        n,
-        n_test,
-        dim,
-        classes,
-        config.tile,
-        threads,
-    );
-    let rank = if config.cg.precond == cg::CgPrecond::Nystrom {
-        config.cg.rank.min(n)
-    } else {
-        0
-    };
+    let chol = cholesky_plan(config.precision, n, n_test, dim, classes, config.tile, threads);
+    let rank = if config.cg.precond == cg::CgPrecond::Nystrom { config.cg.rank.min(n) } else { 0 };
     let cgp = cg_plan(n, n_test, dim, classes, rank, config.block, threads);
     let solver = choose_solver(config, &chol, &cgp, &budget)?;
     let plan = if solver == Solver::Cg { &cgp } else { &chol };
 
-    log(&format!(
-        "data: {} ({dim} dims), {}",
-        inputs.description,
-        config.kernel.describe()
-    ));
+    log(&format!("data: {} ({dim} dims), {}", inputs.description, config.kernel.describe()));
     log(&format!(
         "solver: {}; memory {} ({}) of {} available ({}); {threads} threads",
         match solver {
@@ -345,10 +296,7 @@ fn run_in_pool(config: &KernelConfig, threads: usize) -> Result<KernelOutcome> {
                 config.refine_name(),
                 config.refine.tol
             ),
-            Solver::Cg => format!(
-                "conjugate gradient, tol {:.0e}, preconditioner rank {rank}",
-                config.cg.tol
-            ),
+            Solver::Cg => format!("conjugate gradient, tol {:.0e}, preconditioner rank {rank}", config.cg.tol),
         },
         memory::gib(plan.total()),
         plan.breakdown(),
@@ -358,56 +306,22 @@ fn run_in_pool(config: &KernelConfig, threads: usize) -> Result<KernelOutcome> {
 
     let y = one_hot(&inputs.train_labels, classes);
     let solved = match solver {
-        Solver::Cholesky(precision) => solve_exact(
-            config,
-            precision,
-            &inputs,
-            y.as_ref(),
-            threads,
-            &mut times,
-            &mut log,
-        )?,
-        Solver::Cg => solve_cg(
-            config,
-            rank,
-            &inputs,
-            y.as_ref(),
-            threads,
-            &mut times,
-            &mut log,
-        )?,
+        Solver::Cholesky(precision) => {
+            solve_exact(config, precision, &inputs, y.as_ref(), threads, &mut times, &mut log)?
+        }
+        Solver::Cg => solve_cg(config, rank, &inputs, y.as_ref(), threads, &mut times, &mut log)?,
     };
-    let Solved {
-        c,
-        kc,
-        solver: solver_report,
-        refinement,
-        cg_iterations,
-        backward_error,
-        factor_gflops,
-    } = solved;
+    let Solved { c, kc, solver: solver_report, refinement, cg_iterations, backward_error, factor_gflops } = solved;
 
     let started = Instant::now();
-    let scores = cross_product(
-        config.kernel,
-        &inputs.test,
-        &inputs.train,
-        c.as_ref(),
-        config.block,
-    );
+    let scores = cross_product(config.kernel, &inputs.test, &inputs.train, c.as_ref(), config.block);
     let predictions = argmax_rows(scores.as_ref());
     times.predict = started.elapsed().as_secs_f64();
     let test_error = error_rate(&predictions, &inputs.test_labels);
-    let test_mistakes = predictions
-        .iter()
-        .zip(&inputs.test_labels)
-        .filter(|(p, t)| p != t)
-        .count();
+    let test_mistakes = predictions.iter().zip(&inputs.test_labels).filter(|(p, t)| p != t).count();
     let train_error = error_rate(&argmax_rows(kc.as_ref()), &inputs.train_labels);
-    let norm_ctkc: f64 = (0..n)
-        .flat_map(|i| (0..classes).map(move |j| (i, j)))
-        .map(|(i, j)| c[(i, j)] * kc[(i, j)])
-        .sum();
+    let norm_ctkc: f64 =
+        (0..n).flat_map(|i| (0..classes).map(move |j| (i, j))).map(|(i, j)| c[(i, j)] * kc[(i, j)]).sum();
     let relative_residual = (&y - &kc).norm_l2() / y.norm_l2().max(f64::MIN_POSITIVE);
     times.total = all.elapsed().as_secs_f64();
 
@@ -445,22 +359,10 @@ fn run_in_pool(config: &KernelConfig, threads: usize) -> Result<KernelOutcome> {
         },
     };
     let result_path = report.write_json(&config.out)?;
-    let digits: String = predictions
-        .iter()
-        .map(|&p| char::from(b'0' + p.min(9)))
-        .collect();
-    crate::atomic::write_atomic(
-        &config.out.join("predictions.txt"),
-        format!("{digits}\n").as_bytes(),
-    )?;
+    write_predictions(&config.out.join("predictions.txt"), &predictions)?;
     println!("{}", report.summary());
     println!("wrote {}", result_path.display());
-    Ok(KernelOutcome {
-        report,
-        predictions,
-        c,
-        result_path,
-    })
+    Ok(KernelOutcome { report, predictions, c, result_path })
 }
 
 #[cfg(test)]
@@ -471,9 +373,7 @@ mod tests {
 
     fn config(args: &[&str]) -> KernelConfig {
         let argv = ["rethink", "kernel"].iter().chain(args);
-        let Command::Kernel(args) = Cli::parse_from(argv).command else {
-            unreachable!()
-        };
+        let Command::Kernel(args) = Cli::parse_from(argv).command else { unreachable!() };
         args.into_config().unwrap()
     }
 
@@ -485,36 +385,34 @@ mod tests {
 
     #[test]
     fn auto_uses_cholesky_then_cg_then_refuses() {
-        let budget = |gib: u64| Budget {
-            bytes: gib << 30,
-            source: "test".into(),
-        };
+        let budget = |gib: u64| Budget { bytes: gib << 30, source: "test".into() };
         let (chol, cg) = (plan(10), plan(1));
         let auto = config(&[]);
-        assert_eq!(
-            choose_solver(&auto, &chol, &cg, &budget(20)).unwrap(),
-            Solver::Cholesky(Precision::F32Refined)
-        );
-        assert_eq!(
-            choose_solver(&auto, &chol, &cg, &budget(4)).unwrap(),
-            Solver::Cg
-        );
-        let msg = choose_solver(&auto, &chol, &cg, &budget(0))
-            .unwrap_err()
-            .to_string();
+        assert_eq!(choose_solver(&auto, &chol, &cg, &budget(20)).unwrap(), Solver::Cholesky(Precision::F32Refined));
+        assert_eq!(choose_solver(&auto, &chol, &cg, &budget(4)).unwrap(), Solver::Cg);
+        let msg = choose_solver(&auto, &chol, &cg, &budget(0)).unwrap_err().to_string();
         assert!(msg.contains("needs 1.00 GiB"), "{msg}");
         let forced = config(&["--solver", "cholesky", "--precision", "f64"]);
-        let msg = choose_solver(&forced, &chol, &cg, &budget(4))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            msg.contains("needs 10.00 GiB") && msg.contains("--precision f32-refined"),
-            "{msg}"
-        );
-        assert_eq!(
-            choose_solver(&config(&["--solver", "cg"]), &chol, &cg, &budget(4)).unwrap(),
-            Solver::Cg
-        );
+        let msg = choose_solver(&forced, &chol, &cg, &budget(4)).unwrap_err().to_string();
+        assert!(msg.contains("needs 10.00 GiB") && msg.contains("--precision f32-refined"), "{msg}");
+        assert_eq!(choose_solver(&config(&["--solver", "cg"]), &chol, &cg, &budget(4)).unwrap(), Solver::Cg);
+    }
+
+    #[test]
+    fn predictions_of_100_classes_are_written_in_full() {
+        // A tiny 100-class problem: scores peaked at class (7·i + 3) mod 100 for point i.
+        let scores = Mat::<f64>::from_fn(30, 100, |i, j| f64::from(j == (7 * i + 3) % 100));
+        let predictions = argmax_rows(scores.as_ref());
+        let want: Vec<u8> = (0..30).map(|i| ((7 * i + 3) % 100) as u8).collect();
+        assert_eq!(predictions, want);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("predictions.txt");
+        write_predictions(&path, &predictions).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.starts_with("3\n10\n17\n24\n"), "{text}");
+        let read: Vec<u8> = text.lines().map(|l| l.parse().unwrap()).collect();
+        assert_eq!(read, want);
+        assert_eq!(predictions_text(&[0, 9, 10, 99]), "0\n9\n10\n99\n");
     }
 
     #[test]
@@ -522,15 +420,7 @@ mod tests {
         let f32p = cholesky_plan(Precision::F32Refined, 60_000, 2_000, 784, 10, 384, 2);
         let f64p = cholesky_plan(Precision::F64, 60_000, 2_000, 784, 10, 384, 2);
         assert_eq!(f32p.items[0].1 * 2, f64p.items[0].1);
-        assert!(
-            (6.7..6.8).contains(&(f32p.items[0].1 as f64 / memory::GIB)),
-            "{}",
-            f32p.breakdown()
-        );
-        assert!(
-            f32p.total() < f32p.items[0].1 + (1 << 30),
-            "the rest is small: {}",
-            f32p.breakdown()
-        );
+        assert!((6.7..6.8).contains(&(f32p.items[0].1 as f64 / memory::GIB)), "{}", f32p.breakdown());
+        assert!(f32p.total() < f32p.items[0].1 + (1 << 30), "the rest is small: {}", f32p.breakdown());
     }
 }

@@ -19,28 +19,19 @@
 //! f64 solution's, cond(K)·η. The f64 direct path uses the same loop: its first residual
 //! already meets the tolerance, so it costs one product and certifies the solution.
 
+use super::cg::{Preconditioner, pcg};
 use super::cholesky::{Real, TiledLower};
 use super::matrix::{argmax_rows, error_rate};
 use faer::{Mat, MatRef};
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
 
-/// Applies an approximate inverse of K (a factorization of K in some precision).
-pub trait Preconditioner: Sync {
-    /// M⁻¹·r in f64.
-    fn apply(&self, r: MatRef<'_, f64>) -> Mat<f64>;
-}
-
 impl<T: Real> Preconditioner for TiledLower<T> {
     /// Solves L·Lᵀ·x = r in precision T: r is scaled by a power of two near its largest
     /// entry first, so small residuals neither underflow nor lose range in f32.
     fn apply(&self, r: MatRef<'_, f64>) -> Mat<f64> {
         let max = r.norm_max();
-        let scale = if max > 0.0 && max.is_finite() {
-            max.log2().round().exp2()
-        } else {
-            1.0
-        };
+        let scale = if max > 0.0 && max.is_finite() { max.log2().round().exp2() } else { 1.0 };
         let mut x = Mat::<T>::from_fn(r.nrows(), r.ncols(), |i, j| T::from_f64(r[(i, j)] / scale));
         self.solve_in_place(x.as_mut());
         Mat::from_fn(r.nrows(), r.ncols(), |i, j| x[(i, j)].to_f64() * scale)
@@ -98,12 +89,7 @@ pub struct Refined {
 
 /// Normwise backward error of c for K·c = y: max over columns of
 /// ‖r_j‖∞ / (‖K‖∞·‖c_j‖∞ + ‖y_j‖∞).
-pub fn backward_error(
-    r: MatRef<'_, f64>,
-    c: MatRef<'_, f64>,
-    y: MatRef<'_, f64>,
-    k_norm_inf: f64,
-) -> f64 {
+pub fn backward_error(r: MatRef<'_, f64>, c: MatRef<'_, f64>, y: MatRef<'_, f64>, k_norm_inf: f64) -> f64 {
     (0..r.ncols())
         .map(|j| {
             let num = r.col(j).norm_max();
@@ -134,12 +120,7 @@ pub fn refine(
     options: RefineOptions,
     on_step: &mut dyn FnMut(&Step),
 ) -> Refined {
-    let &System {
-        product,
-        y,
-        labels,
-        k_norm_inf,
-    } = system;
+    let &System { product, y, labels, k_norm_inf } = system;
     let y_norm = y.norm_l2().max(f64::MIN_POSITIVE);
     let max_steps = options.max_steps.max(1);
     let mut steps = Vec::new();
@@ -164,12 +145,7 @@ pub fn refine(
     let mut r = y.to_owned() - &kc;
     let mut eta = record(&mut steps, &c, &r, &kc);
     if eta <= options.tol {
-        return Refined {
-            c,
-            kc,
-            steps,
-            converged: true,
-        };
+        return Refined { c, kc, steps, converged: true };
     }
     match options.method {
         Method::Ir => {
@@ -185,26 +161,14 @@ pub fn refine(
         }
         Method::Pcg => {
             let mut r = r;
-            super::cg::pcg(
-                product,
-                precond,
-                &mut c,
-                &mut r,
-                max_steps - 1,
-                &mut |c, r| {
-                    kc = y.to_owned() - r;
-                    eta = record(&mut steps, c, r, &kc);
-                    eta <= options.tol
-                },
-            );
+            pcg(product, precond, &mut c, &mut r, max_steps - 1, &mut |c, r| {
+                kc = y.to_owned() - r;
+                eta = record(&mut steps, c, r, &kc);
+                eta <= options.tol
+            });
         }
     }
-    Refined {
-        c,
-        kc,
-        steps,
-        converged: eta <= options.tol,
-    }
+    Refined { c, kc, steps, converged: eta <= options.tol }
 }
 
 #[cfg(test)]
@@ -238,48 +202,24 @@ mod tests {
         let (kernel, x, k, labels) = system();
         let y = one_hot(&labels, 10);
         let exact = k.llt(Side::Lower).unwrap().solve(&y);
-        let k_norm = (0..300)
-            .map(|i| (0..300).map(|j| k[(i, j)]).sum::<f64>())
-            .fold(0.0, f64::max);
+        let k_norm = (0..300).map(|i| (0..300).map(|j| k[(i, j)]).sum::<f64>()).fold(0.0, f64::max);
         let factor = f32_factor(&k, 64);
         let c0 = factor.apply(y.as_ref());
         let err0 = (&c0 - &exact).norm_max() / exact.norm_max();
-        assert!(
-            err0 > 1e-6,
-            "the f32 solution alone is inaccurate ({err0:e})"
-        );
+        assert!(err0 > 1e-6, "the f32 solution alone is inaccurate ({err0:e})");
         let product = |v: MatRef<'_, f64>| symmetric_product(kernel, &x, v, 64);
         for method in [Method::Ir, Method::Pcg] {
-            let options = RefineOptions {
-                method,
-                tol: 1e-15,
-                max_steps: 30,
-            };
+            let options = RefineOptions { method, tol: 1e-15, max_steps: 30 };
             let mut seen = 0;
-            let system = System {
-                product: &product,
-                y: y.as_ref(),
-                labels: &labels,
-                k_norm_inf: k_norm,
-            };
+            let system = System { product: &product, y: y.as_ref(), labels: &labels, k_norm_inf: k_norm };
             let out = refine(&system, &factor, c0.clone(), options, &mut |_| seen += 1);
             assert!(out.converged, "{method:?}: {:?}", out.steps.last());
             assert_eq!(seen, out.steps.len());
             let err = (&out.c - &exact).norm_max() / exact.norm_max();
-            assert!(
-                err < 1e-9,
-                "{method:?}: relative error {err:e} vs the f64 solution"
-            );
-            assert_eq!(
-                out.steps.last().unwrap().train_error,
-                0.0,
-                "an interpolant fits every label"
-            );
+            assert!(err < 1e-9, "{method:?}: relative error {err:e} vs the f64 solution");
+            assert_eq!(out.steps.last().unwrap().train_error, 0.0, "an interpolant fits every label");
             let first = out.steps[0].backward_error;
-            assert!(
-                first > 1e-9 && out.steps.last().unwrap().backward_error <= 1e-15,
-                "{first:e}"
-            );
+            assert!(first > 1e-9 && out.steps.last().unwrap().backward_error <= 1e-15, "{first:e}");
         }
     }
 
@@ -291,17 +231,8 @@ mod tests {
         t.factor(1, &|_| {}).unwrap();
         let c0 = t.apply(y.as_ref());
         let product = |v: MatRef<'_, f64>| symmetric_product(kernel, &x, v, 64);
-        let options = RefineOptions {
-            method: Method::Ir,
-            tol: 1e-14,
-            max_steps: 5,
-        };
-        let system = System {
-            product: &product,
-            y: y.as_ref(),
-            labels: &labels,
-            k_norm_inf: 300.0,
-        };
+        let options = RefineOptions { method: Method::Ir, tol: 1e-14, max_steps: 5 };
+        let system = System { product: &product, y: y.as_ref(), labels: &labels, k_norm_inf: 300.0 };
         let out = refine(&system, &t, c0, options, &mut |_| {});
         assert!(out.converged);
         assert_eq!(out.steps.len(), 1);
@@ -313,24 +244,9 @@ mod tests {
         let y = one_hot(&labels, 10);
         let factor = f32_factor(&k, 64);
         let product = |v: MatRef<'_, f64>| symmetric_product(kernel, &x, v, 64);
-        let options = RefineOptions {
-            method: Method::Ir,
-            tol: 0.0,
-            max_steps: 3,
-        };
-        let system = System {
-            product: &product,
-            y: y.as_ref(),
-            labels: &labels,
-            k_norm_inf: 300.0,
-        };
-        let out = refine(
-            &system,
-            &factor,
-            factor.apply(y.as_ref()),
-            options,
-            &mut |_| {},
-        );
+        let options = RefineOptions { method: Method::Ir, tol: 0.0, max_steps: 3 };
+        let system = System { product: &product, y: y.as_ref(), labels: &labels, k_norm_inf: 300.0 };
+        let out = refine(&system, &factor, factor.apply(y.as_ref()), options, &mut |_| {});
         assert!(!out.converged);
         assert_eq!(out.steps.len(), 3);
     }
@@ -343,8 +259,6 @@ mod tests {
         let r = Mat::<f64>::from_fn(3, 1, |i, _| if i == 0 { 1e-10 } else { 0.0 });
         let c = Mat::<f64>::from_fn(3, 1, |_, _| 2.0);
         let y = Mat::<f64>::from_fn(3, 1, |_, _| 1.0);
-        assert!(
-            (backward_error(r.as_ref(), c.as_ref(), y.as_ref(), 4.0) - 1e-10 / 9.0).abs() < 1e-20
-        );
+        assert!((backward_error(r.as_ref(), c.as_ref(), y.as_ref(), 4.0) - 1e-10 / 9.0).abs() < 1e-20);
     }
 }

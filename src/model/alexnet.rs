@@ -19,8 +19,8 @@
 //! same with `size = 9`, `alpha = 0.001`, `beta = 0.75`, `k = 1`.
 
 use super::init::{conv_he_fan_out, linear_glorot};
-use burn::module::Module;
 use super::layers::conv2d;
+use burn::module::Module;
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Linear, LocalResponseNorm, LocalResponseNormConfig, PaddingConfig2d};
@@ -78,10 +78,7 @@ impl AlexNet {
         Self {
             conv1,
             conv2,
-            pool: MaxPool2dConfig::new([3, 3])
-                .with_strides([2, 2])
-                .with_padding(PaddingConfig2d::Same)
-                .init(),
+            pool: MaxPool2dConfig::new([3, 3]).with_strides([2, 2]).with_padding(PaddingConfig2d::Same).init(),
             lrn: LocalResponseNormConfig::new(LRN_SIZE)
                 .with_alpha(LRN_ALPHA)
                 .with_beta(LRN_BETA)

@@ -9,8 +9,8 @@
 //! this module; its running statistics keep burn's field names `running_mean`/`running_var`, so
 //! [`trainable_param_count`](super::trainable_param_count) and checkpoints treat them as state.
 
-use burn::module::{Module, Param, RunningState};
 use super::layers::{RunningStats, normalize};
+use burn::module::{Module, Param, RunningState};
 use burn::tensor::{Device, Tensor};
 
 /// TensorFlow's default ε for batch norm (burn's and PyTorch's is 1e-5).

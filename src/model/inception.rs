@@ -22,8 +22,8 @@
 //! `--arch inception` and `--arch inception-nobn`, and every counted parameter is trained.
 
 use super::batch_norm::BatchNormNoScale;
-use super::layers::conv2d;
 use super::init::{conv_he_fan_out, linear_glorot};
+use super::layers::conv2d;
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
@@ -86,13 +86,7 @@ pub struct InceptionBlock {
 }
 
 impl InceptionBlock {
-    fn new(
-        rng: &mut ChaCha8Rng,
-        input: usize,
-        (c1, c3): (usize, usize),
-        batch_norm: bool,
-        device: &Device,
-    ) -> Self {
+    fn new(rng: &mut ChaCha8Rng, input: usize, (c1, c3): (usize, usize), batch_norm: bool, device: &Device) -> Self {
         Self {
             branch1: ConvModule::new(rng, input, c1, 1, 1, batch_norm, device),
             branch3: ConvModule::new(rng, input, c3, 3, 1, batch_norm, device),
@@ -117,10 +111,7 @@ impl Downsample {
     fn new(rng: &mut ChaCha8Rng, input: usize, c3: usize, batch_norm: bool, device: &Device) -> Self {
         Self {
             conv: ConvModule::new(rng, input, c3, 3, 2, batch_norm, device),
-            pool: MaxPool2dConfig::new([3, 3])
-                .with_strides([2, 2])
-                .with_padding(PaddingConfig2d::Same)
-                .init(),
+            pool: MaxPool2dConfig::new([3, 3]).with_strides([2, 2]).with_padding(PaddingConfig2d::Same).init(),
         }
     }
 
@@ -152,13 +143,7 @@ impl Inception {
     /// Builds the network for `channels`-channel images, drawing weights from `rng` (convs He
     /// fan-out, linear Glorot normal, biases and BN offsets zero). Any image size works: the
     /// padding is "SAME" and the features are mean-pooled globally.
-    pub fn new(
-        rng: &mut ChaCha8Rng,
-        channels: usize,
-        num_classes: usize,
-        batch_norm: bool,
-        device: &Device,
-    ) -> Self {
+    pub fn new(rng: &mut ChaCha8Rng, channels: usize, num_classes: usize, batch_norm: bool, device: &Device) -> Self {
         let mut width = STEM;
         let stem = ConvModule::new(rng, channels, STEM, 3, 1, batch_norm, device);
         let stage = |rng: &mut ChaCha8Rng, widths: &[(usize, usize)], width: &mut usize| {
@@ -226,9 +211,8 @@ mod tests {
     fn batch_norm_replaces_the_conv_biases() {
         let with_bn = named_shapes(&build(Arch::Inception, [3, 28, 28], 10));
         let without = named_shapes(&build(Arch::InceptionNobn, [3, 28, 28], 10));
-        let count = |shapes: &[(String, Vec<usize>)], suffix: &str| {
-            shapes.iter().filter(|(n, _)| n.ends_with(suffix)).count()
-        };
+        let count =
+            |shapes: &[(String, Vec<usize>)], suffix: &str| shapes.iter().filter(|(n, _)| n.ends_with(suffix)).count();
         // 1 stem + 8 blocks × 2 + 2 downsample convs = 19 Conv modules.
         assert_eq!(count(&with_bn, "conv.bias"), 0);
         assert_eq!(count(&with_bn, "bn.beta"), 19);

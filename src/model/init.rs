@@ -48,17 +48,9 @@ pub fn conv_he_fan_out(
 }
 
 /// A linear layer with weight drawn from N(0, 2/(fan_in+fan_out)) and zero bias (if any).
-pub fn linear_glorot(
-    rng: &mut ChaCha8Rng,
-    fan_in: usize,
-    fan_out: usize,
-    bias: bool,
-    device: &Device,
-) -> Linear {
-    let mut linear = LinearConfig::new(fan_in, fan_out)
-        .with_bias(bias)
-        .with_initializer(Initializer::Zeros)
-        .init(device);
+pub fn linear_glorot(rng: &mut ChaCha8Rng, fan_in: usize, fan_out: usize, bias: bool, device: &Device) -> Linear {
+    let mut linear =
+        LinearConfig::new(fan_in, fan_out).with_bias(bias).with_initializer(Initializer::Zeros).init(device);
     let std = (2.0 / (fan_in + fan_out) as f64).sqrt();
     linear.weight = normal_param(rng, [fan_in, fan_out], std, device);
     linear

@@ -6,8 +6,8 @@
 
 use crate::ops;
 use crate::ops::inference::BnParams;
-use burn::nn::conv::Conv2d;
 use burn::module::RunningState;
+use burn::nn::conv::Conv2d;
 use burn::nn::{BatchNorm, PaddingConfig2d};
 use burn::tensor::Tensor;
 
@@ -68,7 +68,9 @@ fn fused_shape(conv: &Conv2d) -> Option<(usize, usize)> {
     let [kh, kw] = conv.kernel_size;
     let [sh, sw] = conv.stride;
     let pad = match conv.padding {
-        PaddingConfig2d::Explicit(top, left, bottom, right) if top == left && top == bottom && top == right => Some(top),
+        PaddingConfig2d::Explicit(top, left, bottom, right) if top == left && top == bottom && top == right => {
+            Some(top)
+        }
         PaddingConfig2d::Valid => Some(0),
         // "Same" is symmetric for odd kernels at stride 1 (TensorFlow pads strided ones unevenly).
         PaddingConfig2d::Same if kh % 2 == 1 && sh == 1 => Some((kh - 1) / 2),
@@ -127,8 +129,8 @@ pub fn normalize(
 mod tests {
     use super::*;
     use burn::module::Module;
-    use burn::nn::conv::Conv2dConfig;
     use burn::nn::BatchNormConfig;
+    use burn::nn::conv::Conv2dConfig;
     use burn::tensor::activation::relu;
     use burn::tensor::{Device, Distribution, Tolerance};
 
@@ -136,18 +138,29 @@ mod tests {
     fn layers_match_burn_forward_in_training_and_eval() {
         let device = Device::flex().autodiff();
         let x = Tensor::<4>::random([3, 4, 6, 6], Distribution::Normal(1.0, 2.0), &device);
-        for (padding, bias, stride) in
-            [(PaddingConfig2d::Explicit(1, 1, 1, 1), false, 1), (PaddingConfig2d::Valid, true, 2), (PaddingConfig2d::Same, true, 1)]
-        {
-            let conv = Conv2dConfig::new([4, 5], [3, 3]).with_padding(padding).with_bias(bias).with_stride([stride, stride]).init(&device);
-            conv2d(&conv, x.clone()).into_data().assert_approx_eq::<f32>(&conv.forward(x.clone()).into_data(), Tolerance::absolute(1e-4));
+        for (padding, bias, stride) in [
+            (PaddingConfig2d::Explicit(1, 1, 1, 1), false, 1),
+            (PaddingConfig2d::Valid, true, 2),
+            (PaddingConfig2d::Same, true, 1),
+        ] {
+            let conv = Conv2dConfig::new([4, 5], [3, 3])
+                .with_padding(padding)
+                .with_bias(bias)
+                .with_stride([stride, stride])
+                .init(&device);
+            conv2d(&conv, x.clone())
+                .into_data()
+                .assert_approx_eq::<f32>(&conv.forward(x.clone()).into_data(), Tolerance::absolute(1e-4));
         }
         let (ours, theirs) = (BatchNormConfig::new(4).init(&device), BatchNormConfig::new(4).init(&device));
         let y = batch_norm_relu(&ours, x.clone());
         y.into_data().assert_approx_eq::<f32>(&relu(theirs.forward(x.clone())).into_data(), Tolerance::absolute(1e-4));
         // The running statistics moved the same way; eval mode then agrees too.
         let (ours, theirs) = (ours.valid(), theirs.valid());
-        ours.running_var.value().into_data().assert_approx_eq::<f32>(&theirs.running_var.value().into_data(), Tolerance::absolute(1e-5));
+        ours.running_var
+            .value()
+            .into_data()
+            .assert_approx_eq::<f32>(&theirs.running_var.value().into_data(), Tolerance::absolute(1e-5));
         let x = x.inner();
         batch_norm_relu(&ours, x.clone())
             .into_data()
@@ -160,9 +173,12 @@ mod tests {
                 .with_bias(false)
                 .init(&x.device());
             let x = Tensor::<4>::random([3, 4, size, size], Distribution::Normal(1.0, 2.0), &x.device());
-            let residual = Tensor::<4>::random([3, out_channels, size, size], Distribution::Normal(0.0, 1.0), &x.device());
+            let residual =
+                Tensor::<4>::random([3, out_channels, size, size], Distribution::Normal(0.0, 1.0), &x.device());
             let want = conv.forward(relu(theirs.forward(x.clone())));
-            bn_relu_conv(&ours, &conv, x.clone(), None).into_data().assert_approx_eq::<f32>(&want.clone().into_data(), Tolerance::absolute(1e-4));
+            bn_relu_conv(&ours, &conv, x.clone(), None)
+                .into_data()
+                .assert_approx_eq::<f32>(&want.clone().into_data(), Tolerance::absolute(1e-4));
             bn_relu_conv(&ours, &conv, x, Some(residual.clone()))
                 .into_data()
                 .assert_approx_eq::<f32>(&(want + residual).into_data(), Tolerance::absolute(1e-4));

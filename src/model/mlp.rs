@@ -9,10 +9,8 @@ use rand_chacha::ChaCha8Rng;
 
 /// Hidden layer widths parsed from a spec such as `512` or `512x128x512`.
 pub fn parse_mlp_spec(spec: &str) -> anyhow::Result<Vec<usize>> {
-    let widths: Option<Vec<usize>> = spec
-        .split('x')
-        .map(|part| part.trim().parse::<usize>().ok().filter(|&w| w > 0))
-        .collect();
+    let widths: Option<Vec<usize>> =
+        spec.split('x').map(|part| part.trim().parse::<usize>().ok().filter(|&w| w > 0)).collect();
     match widths {
         Some(widths) if !widths.is_empty() => Ok(widths),
         _ => anyhow::bail!(
@@ -40,10 +38,7 @@ impl Mlp {
         let mut widths = vec![inputs];
         widths.extend_from_slice(hidden);
         widths.push(num_classes);
-        let layers = widths
-            .windows(2)
-            .map(|w| linear_glorot(rng, w[0], w[1], bias, device))
-            .collect();
+        let layers = widths.windows(2).map(|w| linear_glorot(rng, w[0], w[1], bias, device)).collect();
         Self { layers }
     }
 

@@ -2,8 +2,8 @@
 
 pub mod alexnet;
 pub mod batch_norm;
-pub mod init;
 pub mod inception;
+pub mod init;
 pub mod layers;
 pub mod mlp;
 pub mod params;
@@ -103,13 +103,9 @@ impl Model {
         }
         let mut rng = rng::stream(seed, Purpose::Init, 0);
         Ok(match spec.arch {
-            Arch::WideResnet => Model::WideResnet(WideResNet::new(
-                &mut rng,
-                spec.wrn,
-                channels,
-                spec.num_classes,
-                device,
-            )?),
+            Arch::WideResnet => {
+                Model::WideResnet(WideResNet::new(&mut rng, spec.wrn, channels, spec.num_classes, device)?)
+            }
             Arch::Mlp => Model::Mlp(Mlp::new(
                 &mut rng,
                 channels * height * width,
@@ -125,9 +121,7 @@ impl Model {
                 spec.arch == Arch::Inception,
                 device,
             )),
-            Arch::Alexnet => {
-                Model::AlexNet(AlexNet::new(&mut rng, spec.input, spec.num_classes, device))
-            }
+            Arch::Alexnet => Model::AlexNet(AlexNet::new(&mut rng, spec.input, spec.num_classes, device)),
         })
     }
 
@@ -148,8 +142,7 @@ mod tests {
     use super::*;
     use crate::model::params::named_tensors;
 
-    const ALL: [Arch; 5] =
-        [Arch::WideResnet, Arch::Mlp, Arch::Inception, Arch::InceptionNobn, Arch::Alexnet];
+    const ALL: [Arch; 5] = [Arch::WideResnet, Arch::Mlp, Arch::Inception, Arch::InceptionNobn, Arch::Alexnet];
 
     #[test]
     fn arch_names_match_the_command_line() {

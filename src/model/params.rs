@@ -35,11 +35,7 @@ pub fn is_running_stat(name: &str) -> bool {
 pub fn named_tensors<M: Module>(module: &M) -> Vec<NamedTensor> {
     let mut visitor = Collect { path: Vec::new(), out: Vec::new(), read_values: true };
     module.visit(&mut visitor);
-    visitor
-        .out
-        .into_iter()
-        .filter_map(|(name, _, data)| Some(NamedTensor { name, data: data? }))
-        .collect()
+    visitor.out.into_iter().filter_map(|(name, _, data)| Some(NamedTensor { name, data: data? })).collect()
 }
 
 /// Names and shapes of every float tensor, without reading values.
@@ -53,10 +49,7 @@ pub fn named_shapes<M: Module>(module: &M) -> Vec<(String, Vec<usize>)> {
 ///
 /// Fails, naming the tensor, when one is missing or has another shape, or when `tensors` holds
 /// names the module does not have, so a checkpoint of another architecture is refused.
-pub fn load_named_tensors<M: Module>(
-    module: M,
-    mut tensors: BTreeMap<String, TensorData>,
-) -> anyhow::Result<M> {
+pub fn load_named_tensors<M: Module>(module: M, mut tensors: BTreeMap<String, TensorData>) -> anyhow::Result<M> {
     let mut mapper = Replace { path: Vec::new(), tensors: &mut tensors, error: None };
     let module = module.map(&mut mapper);
     if let Some(error) = mapper.error {

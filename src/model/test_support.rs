@@ -38,8 +38,7 @@ pub fn random_images(batch: usize, [c, h, w]: [usize; 3], device: &Device) -> Te
 /// images and CIFAR-100's 100 classes, in eval mode.
 pub fn check_forward_shapes(arch: Arch) {
     let device = Device::flex();
-    for (input, classes) in [([3, 28, 28], 10), ([3, 32, 32], 10), ([1, 28, 28], 10), ([3, 28, 28], 100)]
-    {
+    for (input, classes) in [([3, 28, 28], 10), ([3, 32, 32], 10), ([1, 28, 28], 10), ([3, 28, 28], 100)] {
         let logits = build(arch, input, classes).forward(random_images(3, input, &device));
         assert_eq!(logits.dims(), [3, classes], "{arch:?} on {input:?}");
         let values = logits.into_data().try_to_vec::<f32>().unwrap();
@@ -58,9 +57,8 @@ pub fn check_training(arch: Arch, input: [usize; 3], lr: f64) {
     let loss_of = |model: &Model| cross_entropy(model.forward(images.clone()), targets.clone());
     let value = |loss: &Tensor<1>| loss.clone().into_scalar::<f32>();
 
-    let trainable = |model: &Model| {
-        named_tensors(model).into_iter().filter(|t| !is_running_stat(&t.name)).collect::<Vec<_>>()
-    };
+    let trainable =
+        |model: &Model| named_tensors(model).into_iter().filter(|t| !is_running_stat(&t.name)).collect::<Vec<_>>();
     let before = trainable(&model);
     let mut sgd = Sgd::new(SgdConfig { momentum: 0.9, weight_decay: 0.0 });
     let loss = loss_of(&model);

@@ -23,10 +23,7 @@ impl WrnSpec {
     /// Blocks per group, n = (depth − 4) / 6, or an error for a depth that is not 6n+4.
     pub fn blocks_per_group(&self) -> anyhow::Result<usize> {
         if self.depth < 10 || !(self.depth - 4).is_multiple_of(6) {
-            anyhow::bail!(
-                "--wrn-depth {} is not of the form 6n+4 with n >= 1 (e.g. 10, 16, 22, 28, 40)",
-                self.depth
-            );
+            anyhow::bail!("--wrn-depth {} is not of the form 6n+4 with n >= 1 (e.g. 10, 16, 22, 28, 40)", self.depth);
         }
         Ok((self.depth - 4) / 6)
     }
@@ -45,22 +42,14 @@ pub struct BasicBlock {
 }
 
 impl BasicBlock {
-    fn new(
-        rng: &mut ChaCha8Rng,
-        input: usize,
-        output: usize,
-        stride: usize,
-        droprate: f64,
-        device: &Device,
-    ) -> Self {
+    fn new(rng: &mut ChaCha8Rng, input: usize, output: usize, stride: usize, droprate: f64, device: &Device) -> Self {
         Self {
             bn1: BatchNormConfig::new(input).init(device),
             conv1: conv_he_fan_out(rng, input, output, 3, stride, false, device),
             bn2: BatchNormConfig::new(output).init(device),
             conv2: conv_he_fan_out(rng, output, output, 3, 1, false, device),
             dropout: DropoutConfig::new(droprate).init(),
-            shortcut: (input != output)
-                .then(|| conv_he_fan_out(rng, input, output, 1, stride, false, device)),
+            shortcut: (input != output).then(|| conv_he_fan_out(rng, input, output, 1, stride, false, device)),
         }
     }
 
@@ -115,14 +104,7 @@ impl WideResNet {
             for i in 0..n {
                 let input = if i == 0 { widths[group] } else { widths[group + 1] };
                 let stride = if i == 0 { stride } else { 1 };
-                blocks.push(BasicBlock::new(
-                    rng,
-                    input,
-                    widths[group + 1],
-                    stride,
-                    spec.droprate,
-                    device,
-                ));
+                blocks.push(BasicBlock::new(rng, input, widths[group + 1], stride, spec.droprate, device));
             }
         }
         Ok(Self {

@@ -132,7 +132,16 @@ impl Backward<Flex, 1> for BatchNormEvalBackward {
         let g = bn_geometry(&output);
         // dx = dy · γ/√(var + ε) (· mask): the eval-mode forward with zero mean and shift.
         let zeros = vec![0.0f32; g.channels];
-        let scaled = batch_norm::forward_eval(&g, &values(&grad), &values(&gamma), &zeros, &zeros, &values(&var), epsilon, false);
+        let scaled = batch_norm::forward_eval(
+            &g,
+            &values(&grad),
+            &values(&gamma),
+            &zeros,
+            &zeros,
+            &values(&var),
+            epsilon,
+            false,
+        );
         let dx = if relu {
             scaled.iter().zip(values(&output).iter()).map(|(&d, &y)| if y > 0.0 { d } else { 0.0 }).collect()
         } else {
@@ -164,12 +173,19 @@ impl<C: CheckpointStrategy> CpuKernels for Autodiff<Flex, C> {
         stride: usize,
         pad: usize,
     ) -> FloatTensor<Self> {
-        let prep = Conv2dAddBackward.prepare::<C>([x.node(), weight.node(), residual.node()]).compute_bound().stateful();
+        let prep =
+            Conv2dAddBackward.prepare::<C>([x.node(), weight.node(), residual.node()]).compute_bound().stateful();
         match prep {
             OpsKind::Tracked(mut prep) => {
                 let x_state = prep.checkpoint(&x);
                 let weight_state = prep.checkpoint(&weight);
-                let out = Flex::conv2d_add_fused(x.into_primitive(), weight.into_primitive(), residual.into_primitive(), stride, pad);
+                let out = Flex::conv2d_add_fused(
+                    x.into_primitive(),
+                    weight.into_primitive(),
+                    residual.into_primitive(),
+                    stride,
+                    pad,
+                );
                 prep.finish((x_state, weight_state, stride, pad), out)
             }
             OpsKind::UnTracked(prep) => prep.finish(Flex::conv2d_add_fused(
@@ -194,15 +210,7 @@ impl<C: CheckpointStrategy> CpuKernels for Autodiff<Flex, C> {
         let out = Flex::batch_norm_relu_train(x.clone(), gamma.clone(), beta.clone(), epsilon, relu);
         let output = match prep {
             OpsKind::Tracked(prep) => {
-                let state = BnState {
-                    x,
-                    gamma,
-                    beta,
-                    mean: out.mean.clone(),
-                    var: out.var.clone(),
-                    epsilon,
-                    relu,
-                };
+                let state = BnState { x, gamma, beta, mean: out.mean.clone(), var: out.var.clone(), epsilon, relu };
                 prep.finish(state, out.output)
             }
             OpsKind::UnTracked(prep) => prep.finish(out.output),

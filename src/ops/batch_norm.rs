@@ -46,7 +46,14 @@ pub struct BnTrainOutput {
 }
 
 /// Training-mode forward: normalise with the batch statistics, then ReLU if `relu`.
-pub fn forward_train(g: &BnGeometry, x: &[f32], gamma: &[f32], beta: &[f32], epsilon: f64, relu: bool) -> BnTrainOutput {
+pub fn forward_train(
+    g: &BnGeometry,
+    x: &[f32],
+    gamma: &[f32],
+    beta: &[f32],
+    epsilon: f64,
+    relu: bool,
+) -> BnTrainOutput {
     assert_eq!(x.len(), g.batch * g.channels * g.plane, "batch norm: input size");
     let stats: Vec<(f32, f32)> = (0..g.channels)
         .into_par_iter()
@@ -71,14 +78,32 @@ pub fn forward_train(g: &BnGeometry, x: &[f32], gamma: &[f32], beta: &[f32], eps
 
 /// Inference-mode forward with given (running) statistics, then ReLU if `relu`: one pass.
 #[allow(clippy::too_many_arguments)]
-pub fn forward_eval(g: &BnGeometry, x: &[f32], gamma: &[f32], beta: &[f32], mean: &[f32], var: &[f32], epsilon: f64, relu: bool) -> Vec<f32> {
+pub fn forward_eval(
+    g: &BnGeometry,
+    x: &[f32],
+    gamma: &[f32],
+    beta: &[f32],
+    mean: &[f32],
+    var: &[f32],
+    epsilon: f64,
+    relu: bool,
+) -> Vec<f32> {
     assert_eq!(x.len(), g.batch * g.channels * g.plane, "batch norm: input size");
     normalize(g, x, &affine(gamma, beta, mean, var, epsilon), relu)
 }
 
 /// [`forward_eval`] writing the result over `x` itself.
 #[allow(clippy::too_many_arguments)]
-pub fn forward_eval_in_place(g: &BnGeometry, x: &mut [f32], gamma: &[f32], beta: &[f32], mean: &[f32], var: &[f32], epsilon: f64, relu: bool) {
+pub fn forward_eval_in_place(
+    g: &BnGeometry,
+    x: &mut [f32],
+    gamma: &[f32],
+    beta: &[f32],
+    mean: &[f32],
+    var: &[f32],
+    epsilon: f64,
+    relu: bool,
+) {
     assert_eq!(x.len(), g.batch * g.channels * g.plane, "batch norm: input size");
     let coef = affine(gamma, beta, mean, var, epsilon);
     x.par_chunks_mut(g.channels * g.plane).for_each(|xi| {
@@ -176,19 +201,21 @@ pub fn backward_train(
         })
         .collect();
     let mut grad_in = buffer::uninit(x.len());
-    grad_in.par_chunks_mut(image).zip(x.par_chunks(image)).zip(grad_out.par_chunks(image)).for_each(|((dx, xi), di)| {
-        for c in 0..g.channels {
-            let range = c * g.plane..(c + 1) * g.plane;
-            let (scale, shift) = coef[c];
-            let [k, mdz, mdzx] = grad_coef[c];
-            let m = mean[c];
-            let (dx, xi, di) = (&mut dx[range.clone()], &xi[range.clone()], &di[range]);
-            for ((o, &xv), &dv) in dx.iter_mut().zip(xi).zip(di) {
-                let dz = if relu && scale * xv + shift <= 0.0 { 0.0 } else { dv };
-                o.write(k * (dz - mdz - (xv - m) * mdzx));
+    grad_in.par_chunks_mut(image).zip(x.par_chunks(image)).zip(grad_out.par_chunks(image)).for_each(
+        |((dx, xi), di)| {
+            for c in 0..g.channels {
+                let range = c * g.plane..(c + 1) * g.plane;
+                let (scale, shift) = coef[c];
+                let [k, mdz, mdzx] = grad_coef[c];
+                let m = mean[c];
+                let (dx, xi, di) = (&mut dx[range.clone()], &xi[range.clone()], &di[range]);
+                for ((o, &xv), &dv) in dx.iter_mut().zip(xi).zip(di) {
+                    let dz = if relu && scale * xv + shift <= 0.0 { 0.0 } else { dv };
+                    o.write(k * (dz - mdz - (xv - m) * mdzx));
+                }
             }
-        }
-    });
+        },
+    );
     // SAFETY: the loop wrote every element of every image.
     let grad_in = unsafe { buffer::assume_init(grad_in) };
     let grad_gamma = sums.iter().zip(&rstd).map(|(s, r)| (s.1 * r) as f32).collect();
@@ -260,7 +287,14 @@ mod tests {
     }
 
     /// f64 reference of the forward pass and of the loss L = Σ w·y, whose gradient we check.
-    fn reference(g: &BnGeometry, x: &[f32], gamma: &[f32], beta: &[f32], eps: f64, relu: bool) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    fn reference(
+        g: &BnGeometry,
+        x: &[f32],
+        gamma: &[f32],
+        beta: &[f32],
+        eps: f64,
+        relu: bool,
+    ) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
         let n = g.count() as f64;
         let mut mean = vec![0.0f64; g.channels];
         let mut var = vec![0.0f64; g.channels];
@@ -313,7 +347,10 @@ mod tests {
             let h = 1e-3f32;
             let check = |analytic: f32, plus: f64, minus: f64, what: &str| {
                 let numeric = (plus - minus) / (2.0 * h as f64);
-                assert!((analytic as f64 - numeric).abs() < 2e-2 * (1.0 + numeric.abs()), "{what}: {analytic} vs {numeric}");
+                assert!(
+                    (analytic as f64 - numeric).abs() < 2e-2 * (1.0 + numeric.abs()),
+                    "{what}: {analytic} vs {numeric}"
+                );
             };
             for i in (0..x.len()).step_by(7) {
                 let (mut xp, mut xm) = (x.clone(), x.clone());

@@ -22,7 +22,7 @@ pub fn uninit(len: usize) -> Vec<MaybeUninit<f32>> {
 /// The finished buffer as floats.
 ///
 /// # Safety
-/// Every element of `buffer` has been written.
+/// The caller must guarantee that every element of `buffer` has been written.
 pub unsafe fn assume_init(buffer: Vec<MaybeUninit<f32>>) -> Vec<f32> {
     let mut buffer = ManuallyDrop::new(buffer);
     // SAFETY: same allocation, layout and length; MaybeUninit<f32> has f32's layout, and the
@@ -42,7 +42,7 @@ pub fn zeroed(out: &mut Uninit) -> &mut [f32] {
 /// A fully written slice as floats.
 ///
 /// # Safety
-/// Every element of `out` has been written.
+/// The caller must guarantee that every element of `out` has been written.
 pub unsafe fn assume_init_mut(out: &mut Uninit) -> &mut [f32] {
     // SAFETY: MaybeUninit<f32> has f32's layout; the caller guarantees initialisation.
     unsafe { &mut *(out as *mut Uninit as *mut [f32]) }

@@ -24,7 +24,10 @@ fn block(out_channels: usize) -> (usize, usize) {
 /// Whether the kernel applies to `g` (of which it reads one image at a time) on this CPU.
 pub fn supported(g: &ConvGeometry) -> bool {
     let pixels = g.out_h() * g.out_w();
-    g.out_channels.is_multiple_of(16) && g.out_channels > 0 && pixels >= block(g.out_channels).1 && super::direct::has_avx512()
+    g.out_channels.is_multiple_of(16)
+        && g.out_channels > 0
+        && pixels >= block(g.out_channels).1
+        && super::direct::has_avx512()
 }
 
 /// Floats of one zero-padded input image, `[C][H+2p][W+2p]`.
@@ -48,7 +51,11 @@ impl ByChannel {
         if !supported(g) {
             return None;
         }
-        assert_eq!(weight.len(), g.in_channels * g.kernel_h * g.kernel_w * g.out_channels, "by-channel conv: weight size");
+        assert_eq!(
+            weight.len(),
+            g.in_channels * g.kernel_h * g.kernel_w * g.out_channels,
+            "by-channel conv: weight size"
+        );
         let wp = g.width + 2 * g.pad;
         let plane = (g.height + 2 * g.pad) * wp;
         let taps = (0..g.in_channels * g.kernel_h * g.kernel_w)
@@ -57,13 +64,19 @@ impl ByChannel {
                 c * plane + (r / g.kernel_w) * wp + r % g.kernel_w
             })
             .collect();
-        let pixels = (0..g.out_h() * g.out_w()).map(|p| (p / g.out_w()) * g.stride * wp + (p % g.out_w()) * g.stride).collect();
+        let pixels =
+            (0..g.out_h() * g.out_w()).map(|p| (p / g.out_w()) * g.stride * wp + (p % g.out_w()) * g.stride).collect();
         Some(Self { g: *g, weight_t: transpose_weights(weight, g.out_channels), taps, pixels })
     }
 
     /// The zero-padded copy of one input image this kernel reads (activated on the way when
     /// `affine` is given, see [`super::direct::Padded::fill_activated`]).
-    pub fn pad_image<'a>(&self, image: &[f32], affine: Option<&[(f32, f32)]>, buf: &'a mut super::direct::Padded) -> &'a [f32] {
+    pub fn pad_image<'a>(
+        &self,
+        image: &[f32],
+        affine: Option<&[(f32, f32)]>,
+        buf: &'a mut super::direct::Padded,
+    ) -> &'a [f32] {
         let g = &self.g;
         buf.fill_activated(image, g.in_channels, g.height, g.width, g.pad, affine)
     }
@@ -102,6 +115,12 @@ fn transpose_weights(weight: &[f32], out_channels: usize) -> Vec<f32> {
 }
 
 /// `OV` vectors of output channels × `PB` pixels per register block.
+///
+/// # Safety
+/// The CPU must support AVX-512F. Every `taps[k] + pixels[q]` must be an index into `x`;
+/// `weight_t` must hold `taps.len()·out_channels` floats and `out_t` `pixels.len()·out_channels`;
+/// `out_channels` must be a multiple of `16·OV` and `pixels.len() ≥ PB` (the body reads and
+/// writes unchecked). [`ByChannel::new`] and [`ByChannel::forward_image`] establish all this.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn kernel<const OV: usize, const PB: usize>(

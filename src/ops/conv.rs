@@ -70,7 +70,14 @@ impl ConvGeometry {
 
     /// The direct kernels that apply to this convolution on this CPU.
     fn direct_plan(&self) -> Plan {
-        Plan::new(self.in_channels, self.out_channels, (self.kernel_h, self.kernel_w), self.stride, self.pad, self.width)
+        Plan::new(
+            self.in_channels,
+            self.out_channels,
+            (self.kernel_h, self.kernel_w),
+            self.stride,
+            self.pad,
+            self.width,
+        )
     }
 
     /// Whether the columns are the image itself (1×1, stride 1, no padding): no im2col.
@@ -90,15 +97,43 @@ struct View {
 /// `dst (m×n) = [dst +] lhs (m×k) · rhs (k×n)` on one thread, with arbitrary strides.
 ///
 /// # Safety
-/// Every pointer must address its whole matrix under the given strides, and `dst` must not
-/// alias `lhs` or `rhs`.
+/// Every pointer must address its whole matrix under the given strides (`lhs` and `rhs` valid
+/// for reads, `dst` for reads and writes of every element), and `dst` must not alias `lhs` or
+/// `rhs`.
 #[allow(clippy::too_many_arguments)]
-unsafe fn matmul(m: usize, n: usize, k: usize, dst: *mut f32, dst_rs: isize, dst_cs: isize, accumulate: bool, lhs: View, rhs: View) {
+unsafe fn matmul(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: *mut f32,
+    dst_rs: isize,
+    dst_cs: isize,
+    accumulate: bool,
+    lhs: View,
+    rhs: View,
+) {
     // SAFETY: forwarded from the caller; `gemm` computes dst = alpha·dst + beta·lhs·rhs.
     unsafe {
         gemm::gemm(
-            m, n, k, dst, dst_cs, dst_rs, accumulate, lhs.ptr, lhs.cs, lhs.rs, rhs.ptr, rhs.cs, rhs.rs, 1.0, 1.0, false,
-            false, false, gemm::Parallelism::None,
+            m,
+            n,
+            k,
+            dst,
+            dst_cs,
+            dst_rs,
+            accumulate,
+            lhs.ptr,
+            lhs.cs,
+            lhs.rs,
+            rhs.ptr,
+            rhs.cs,
+            rhs.rs,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
         );
     }
 }
@@ -253,7 +288,9 @@ fn forward(g: &ConvGeometry, input: &[f32], weight: &[f32], fused: Fused<'_>, pl
                 let image: &[f32] = match affine {
                     Some(coef) => {
                         let plane = g.height * g.width;
-                        activated = (0..image.len()).map(|i| (coef[i / plane].0 * image[i] + coef[i / plane].1).max(0.0)).collect::<Vec<f32>>();
+                        activated = (0..image.len())
+                            .map(|i| (coef[i / plane].0 * image[i] + coef[i / plane].1).max(0.0))
+                            .collect::<Vec<f32>>();
                         &activated
                     }
                     None => image,
@@ -349,22 +386,23 @@ fn backward(
     let plane = g.height * g.width;
     let ld = leading_dim(p);
     // Stride-1 input gradient: dx = conv(dy, flipped Wᵀ, pad kh−1−pad), a forward convolution.
-    let transposed = (need_input_grad && g.stride == 1 && !g.is_pointwise() && g.pad < g.kernel_h && g.kernel_h == g.kernel_w)
-        .then(|| {
-            let tg = ConvGeometry {
-                batch: g.batch,
-                in_channels: o,
-                height: g.out_h(),
-                width: g.out_w(),
-                out_channels: g.in_channels,
-                kernel_h: g.kernel_h,
-                kernel_w: g.kernel_w,
-                stride: 1,
-                pad: g.kernel_h - 1 - g.pad,
-            };
-            (tg, flip_transpose(g, weight))
-        })
-        .filter(|(tg, _)| tg.out_h() == g.height && tg.out_w() == g.width);
+    let transposed =
+        (need_input_grad && g.stride == 1 && !g.is_pointwise() && g.pad < g.kernel_h && g.kernel_h == g.kernel_w)
+            .then(|| {
+                let tg = ConvGeometry {
+                    batch: g.batch,
+                    in_channels: o,
+                    height: g.out_h(),
+                    width: g.out_w(),
+                    out_channels: g.in_channels,
+                    kernel_h: g.kernel_h,
+                    kernel_w: g.kernel_w,
+                    stride: 1,
+                    pad: g.kernel_h - 1 - g.pad,
+                };
+                (tg, flip_transpose(g, weight))
+            })
+            .filter(|(tg, _)| tg.out_h() == g.height && tg.out_w() == g.width);
     let tld = leading_dim(plane);
     let tcol_len = transposed.as_ref().map_or(0, |(tg, _)| tg.depth() * tld);
     let mut grad_in = if need_input_grad { buffer::uninit(g.batch * g.image_len()) } else { Vec::new() };
@@ -402,7 +440,19 @@ fn backward(
             let lhs = View { ptr: s.tcol.as_ptr(), rs: 1, cs: tld as isize };
             let rhs = View { ptr: wt.as_ptr(), rs: 1, cs: tg.depth() as isize };
             // SAFETY: tcol (O·kh·kw)×HW, wt C×(O·kh·kw), dx C×HW, disjoint.
-            unsafe { matmul(plane, g.in_channels, tg.depth(), buffer::zeroed(dx).as_mut_ptr(), 1, plane as isize, false, lhs, rhs) };
+            unsafe {
+                matmul(
+                    plane,
+                    g.in_channels,
+                    tg.depth(),
+                    buffer::zeroed(dx).as_mut_ptr(),
+                    1,
+                    plane as isize,
+                    false,
+                    lhs,
+                    rhs,
+                )
+            };
         } else {
             // dcols (K×P) = Wᵀ (K×O) · dy (O×P), then scattered back (or dx itself for 1×1).
             for r in 0..o {
@@ -507,7 +557,8 @@ fn flip_transpose(g: &ConvGeometry, weight: &[f32]) -> Vec<f32> {
         for c in 0..c_in {
             for i in 0..kh {
                 for j in 0..kw {
-                    wt[((c * o + oc) * kh + i) * kw + j] = weight[((oc * c_in + c) * kh + (kh - 1 - i)) * kw + (kw - 1 - j)];
+                    wt[((c * o + oc) * kh + i) * kw + j] =
+                        weight[((oc * c_in + c) * kh + (kh - 1 - i)) * kw + (kw - 1 - j)];
                 }
             }
         }
@@ -534,7 +585,8 @@ mod tests {
                                     let iy = (oy * g.stride + i) as isize - g.pad as isize;
                                     let ix = (ox * g.stride + j) as isize - g.pad as isize;
                                     if iy >= 0 && ix >= 0 && (iy as usize) < g.height && (ix as usize) < g.width {
-                                        let xv = x[((n * g.in_channels + c) * g.height + iy as usize) * g.width + ix as usize];
+                                        let xv = x[((n * g.in_channels + c) * g.height + iy as usize) * g.width
+                                            + ix as usize];
                                         let wv = w[((o * g.in_channels + c) * g.kernel_h + i) * g.kernel_w + j];
                                         s += (xv * wv) as f64;
                                     }
@@ -686,10 +738,14 @@ mod tests {
             close(&forward(g, &x, &w, plain, plan), &forward(g, &x, &w, plain, none), "forward");
             close(&forward(g, &x, &w, plain, plan), &naive(g, &x, &w), "forward vs loops");
             // Residual and input activation folded in, against doing them separately.
-            let coef: Vec<(f32, f32)> = (0..g.in_channels).map(|c| (0.5 + c as f32 * 0.25, 0.1 - c as f32 * 0.05)).collect();
+            let coef: Vec<(f32, f32)> =
+                (0..g.in_channels).map(|c| (0.5 + c as f32 * 0.25, 0.1 - c as f32 * 0.05)).collect();
             let plane = g.height * g.width;
-            let activated: Vec<f32> =
-                x.iter().enumerate().map(|(i, &v)| (coef[(i / plane) % g.in_channels].0 * v + coef[(i / plane) % g.in_channels].1).max(0.0)).collect();
+            let activated: Vec<f32> = x
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| (coef[(i / plane) % g.in_channels].0 * v + coef[(i / plane) % g.in_channels].1).max(0.0))
+                .collect();
             let want: Vec<f32> = naive(g, &activated, &w).iter().zip(&dy).map(|(a, b)| a + b).collect();
             let fused = Fused { residual: Some(&dy), input_affine: Some(&coef) };
             close(&forward(g, &x, &w, fused, plan), &want, "forward fused");

@@ -38,7 +38,14 @@ impl Plan {
     /// `width` wide: the row kernels need a 3×3 kernel, stride 1, padding 1 and a width of 16k;
     /// the weight gradient a 3×3 kernel with padding 1 (any stride, any width).
     #[allow(clippy::too_many_arguments)]
-    pub fn new(in_channels: usize, out_channels: usize, kernel: (usize, usize), stride: usize, pad: usize, width: usize) -> Self {
+    pub fn new(
+        in_channels: usize,
+        out_channels: usize,
+        kernel: (usize, usize),
+        stride: usize,
+        pad: usize,
+        width: usize,
+    ) -> Self {
         let padded_3x3 = kernel == (3, 3) && pad == 1 && stride >= 1 && has_avx512();
         let shape = padded_3x3 && stride == 1 && width.is_multiple_of(16) && width > 0;
         Plan {
@@ -100,7 +107,8 @@ impl Padded {
         for c in 0..channels {
             for y in 0..height {
                 let at = (c * hp + y + pad) * wp + pad;
-                let (dst, src) = (&mut self.data[at..at + width], &image[(c * height + y) * width..(c * height + y + 1) * width]);
+                let (dst, src) =
+                    (&mut self.data[at..at + width], &image[(c * height + y) * width..(c * height + y + 1) * width]);
                 match affine {
                     None => copy_row(dst, src),
                     Some(coef) => {
@@ -160,7 +168,15 @@ pub fn pack_forward_weights(weight: &[f32], out_channels: usize, in_channels: us
 
 /// One image's convolution: `out [O][H][W]` from `padded` ([`pad_image`] of `[C][H][W]`) and
 /// [`pack_forward_weights`]. Requires [`Plan::forward`].
-pub fn forward_image(padded: &[f32], channels: usize, height: usize, width: usize, packed: &[f32], out_channels: usize, out: &mut Uninit) {
+pub fn forward_image(
+    padded: &[f32],
+    channels: usize,
+    height: usize,
+    width: usize,
+    packed: &[f32],
+    out_channels: usize,
+    out: &mut Uninit,
+) {
     assert!(padded.len() >= channels * (height + 2) * (width + 2), "direct conv: padded image size");
     assert_eq!(packed.len(), out_channels * channels * 9, "direct conv: weight size");
     assert_eq!(out.len(), out_channels * height * width, "direct conv: output size");
@@ -175,9 +191,24 @@ pub fn forward_image(padded: &[f32], channels: usize, height: usize, width: usiz
     unreachable!("Plan::new never selects the direct kernels off x86-64")
 }
 
+/// The AVX-512 body of [`forward_image`].
+///
+/// # Safety
+/// The CPU must support AVX-512F, and the sizes must be those [`forward_image`] asserts:
+/// `padded` holds at least `channels·(height+2)·(width+2)` floats, `packed` exactly
+/// `out_channels·channels·9`, `out` exactly `out_channels·height·width`, `width` is a multiple
+/// of 16 and `out_channels` a multiple of `OUT_BLOCK` (the body reads and writes unchecked).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn forward_avx512(padded: &[f32], channels: usize, height: usize, width: usize, packed: &[f32], out_channels: usize, out: &mut Uninit) {
+unsafe fn forward_avx512(
+    padded: &[f32],
+    channels: usize,
+    height: usize,
+    width: usize,
+    packed: &[f32],
+    out_channels: usize,
+    out: &mut Uninit,
+) {
     let wp = width + 2;
     let plane = (height + 2) * wp;
     let per_row = width / 16;
@@ -237,7 +268,16 @@ unsafe fn forward_avx512(padded: &[f32], channels: usize, height: usize, width: 
 /// value is broadcast and multiplied into a vector of output-channel gradients, so no horizontal
 /// sums are needed and any image width works.
 #[allow(clippy::too_many_arguments)]
-pub fn weight_grad_image(padded: &[f32], channels: usize, height: usize, width: usize, stride: usize, grad_out_t: &[f32], out_channels: usize, grad_weight_t: &mut [f32]) {
+pub fn weight_grad_image(
+    padded: &[f32],
+    channels: usize,
+    height: usize,
+    width: usize,
+    stride: usize,
+    grad_out_t: &[f32],
+    out_channels: usize,
+    grad_weight_t: &mut [f32],
+) {
     assert!(padded.len() >= channels * (height + 2) * (width + 2), "direct conv: padded image size");
     assert!(stride >= 1);
     let (out_h, out_w) = ((height - 1) / stride + 1, (width - 1) / stride + 1);
@@ -257,10 +297,27 @@ pub fn weight_grad_image(padded: &[f32], channels: usize, height: usize, width: 
 /// Taps per register block of the weight-gradient kernel.
 const TAP_BLOCK: usize = 24;
 
+/// The AVX-512 body of [`weight_grad_image`].
+///
+/// # Safety
+/// The CPU must support AVX-512F, `stride ≥ 1`, and the sizes must be those
+/// [`weight_grad_image`] asserts: `padded` holds at least `channels·(height+2)·(width+2)`
+/// floats, `grad_out_t` exactly `out_channels·Ho·Wo`, `grad_weight_t` exactly
+/// `out_channels·channels·9`, `out_channels` is a multiple of 16 and `channels·9` of
+/// `TAP_BLOCK` (the body reads and writes unchecked).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn weight_grad_avx512(padded: &[f32], channels: usize, height: usize, width: usize, stride: usize, grad_out_t: &[f32], out_channels: usize, grad_weight_t: &mut [f32]) {
+unsafe fn weight_grad_avx512(
+    padded: &[f32],
+    channels: usize,
+    height: usize,
+    width: usize,
+    stride: usize,
+    grad_out_t: &[f32],
+    out_channels: usize,
+    grad_weight_t: &mut [f32],
+) {
     let (out_h, out_w) = ((height - 1) / stride + 1, (width - 1) / stride + 1);
     let wp = width + 2;
     let plane = (height + 2) * wp;
@@ -316,8 +373,11 @@ pub fn transpose_uninit(src: &[f32], rows: usize, cols: usize, out: &mut Uninit)
     unsafe { transpose_raw(src, rows, cols, out.as_mut_ptr().cast::<f32>()) }
 }
 
+/// [`transpose`] of the `rows × cols` matrix `src` into the raw output `out`.
+///
 /// # Safety
-/// `out` addresses `rows·cols` writable floats that do not overlap `src`.
+/// `out` must be valid for writes of `rows·cols` floats (suitably aligned) that do not overlap
+/// `src`. (The AVX-512 path is taken only after a run-time check of the CPU.)
 unsafe fn transpose_raw(src: &[f32], rows: usize, cols: usize, out: *mut f32) {
     assert_eq!(src.len(), rows * cols, "transpose: size");
     #[cfg(target_arch = "x86_64")]
@@ -340,6 +400,11 @@ unsafe fn transpose_raw(src: &[f32], rows: usize, cols: usize, out: *mut f32) {
 }
 
 /// Transposes the 16×16 block at `src` (row stride `ss`) into `dst` (row stride `ds`).
+///
+/// # Safety
+/// The CPU must support AVX-512F; `src` must be valid for reads of 16 rows of 16 floats at
+/// stride `ss`, and `dst` valid for writes of 16 rows of 16 floats at stride `ds`, not
+/// overlapping `src`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn transpose_16x16(src: *const f32, ss: usize, dst: *mut f32, ds: usize) {

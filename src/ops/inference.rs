@@ -57,7 +57,14 @@ pub struct BnParams {
 }
 
 /// `conv2d(relu(bn(x)), weight, stride, pad) [+ residual]` at inference (plain device only).
-pub fn conv2d_after_bn_relu(x: Tensor<4>, weight: Tensor<4>, residual: Option<Tensor<4>>, bn: BnParams, stride: usize, pad: usize) -> Tensor<4> {
+pub fn conv2d_after_bn_relu(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    residual: Option<Tensor<4>>,
+    bn: BnParams,
+    stride: usize,
+    pad: usize,
+) -> Tensor<4> {
     let with_residual = residual.is_some();
     // Without a residual the op still takes a tensor there; the input stands in, unread.
     let residual = residual.unwrap_or_else(|| x.clone());
@@ -91,7 +98,8 @@ impl CpuInference for Flex {
     ) -> FlexTensor {
         let g = conv_geometry(&x, &weight, stride, pad);
         let shape = vec![g.batch, g.out_channels, g.out_h(), g.out_w()];
-        let coef = batch_norm::affine(&values(&bn.gamma), &values(&bn.beta), &values(&bn.mean), &values(&bn.var), bn.epsilon);
+        let coef =
+            batch_norm::affine(&values(&bn.gamma), &values(&bn.beta), &values(&bn.mean), &values(&bn.var), bn.epsilon);
         assert_eq!(coef.len(), g.in_channels, "conv2d after batch norm: channel count");
         let residual = with_residual.then(|| {
             assert_eq!(residual.shape().to_vec(), shape, "conv2d + residual: residual shape");

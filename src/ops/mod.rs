@@ -141,7 +141,11 @@ pub(crate) fn values(tensor: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
 /// operation may write its result into it in place.
 fn exclusive(t: &FlexTensor) -> bool {
     let n = t.shape().num_elements();
-    t.dtype() == DType::F32 && t.is_unique() && t.is_contiguous() && t.layout().start_offset() == 0 && t.bytes().len() == n * 4
+    t.dtype() == DType::F32
+        && t.is_unique()
+        && t.is_contiguous()
+        && t.layout().start_offset() == 0
+        && t.bytes().len() == n * 4
 }
 
 /// A contiguous Flex tensor of `shape` holding `data`.
@@ -154,7 +158,10 @@ pub(crate) fn conv_geometry(x: &FlexTensor, weight: &FlexTensor, stride: usize, 
     let [batch, in_channels, height, width] = x.shape().dims();
     let [out_channels, c, kernel_h, kernel_w] = weight.shape().dims();
     assert_eq!(c, in_channels, "conv2d: weight has {c} input channels, input has {in_channels}");
-    assert!(stride >= 1 && height + 2 * pad >= kernel_h && width + 2 * pad >= kernel_w, "conv2d: kernel larger than input");
+    assert!(
+        stride >= 1 && height + 2 * pad >= kernel_h && width + 2 * pad >= kernel_w,
+        "conv2d: kernel larger than input"
+    );
     conv::ConvGeometry { batch, in_channels, height, width, out_channels, kernel_h, kernel_w, stride, pad }
 }
 
@@ -186,16 +193,33 @@ impl CpuKernels for Flex {
         tensor(out, vec![g.batch, g.out_channels, g.out_h(), g.out_w()])
     }
 
-    fn conv2d_add_fused(x: FlexTensor, weight: FlexTensor, residual: FlexTensor, stride: usize, pad: usize) -> FlexTensor {
+    fn conv2d_add_fused(
+        x: FlexTensor,
+        weight: FlexTensor,
+        residual: FlexTensor,
+        stride: usize,
+        pad: usize,
+    ) -> FlexTensor {
         let g = conv_geometry(&x, &weight, stride, pad);
         let shape = vec![g.batch, g.out_channels, g.out_h(), g.out_w()];
         assert_eq!(residual.shape().to_vec(), shape, "conv2d + residual: residual shape");
         let residual = values(&residual);
-        let out = conv::conv2d_forward_fused(&g, &values(&x), &values(&weight), conv::Fused { residual: Some(&residual), input_affine: None });
+        let out = conv::conv2d_forward_fused(
+            &g,
+            &values(&x),
+            &values(&weight),
+            conv::Fused { residual: Some(&residual), input_affine: None },
+        );
         tensor(out, shape)
     }
 
-    fn batch_norm_relu_train(x: FlexTensor, gamma: FlexTensor, beta: FlexTensor, epsilon: f64, relu: bool) -> BatchNormTrain<Self> {
+    fn batch_norm_relu_train(
+        x: FlexTensor,
+        gamma: FlexTensor,
+        beta: FlexTensor,
+        epsilon: f64,
+        relu: bool,
+    ) -> BatchNormTrain<Self> {
         let g = bn_geometry(&x);
         let out = batch_norm::forward_train(&g, &values(&x), &values(&gamma), &values(&beta), epsilon, relu);
         BatchNormTrain {
@@ -226,5 +250,4 @@ impl CpuKernels for Flex {
         let out = batch_norm::forward_eval(&g, &values(&x), &gamma, &beta, &mean, &var, epsilon, relu);
         tensor(out, x.shape().to_vec())
     }
-
 }

@@ -45,7 +45,14 @@ pub fn sgd_update<const D: usize>(
     momentum: f64,
     weight_decay: f64,
 ) -> (Tensor<D>, Tensor<1>) {
-    let out = Dispatch::sgd_update(weight.into_dispatch(), grad.into_dispatch(), velocity.into_dispatch(), lr, momentum, weight_decay);
+    let out = Dispatch::sgd_update(
+        weight.into_dispatch(),
+        grad.into_dispatch(),
+        velocity.into_dispatch(),
+        lr,
+        momentum,
+        weight_decay,
+    );
     (Tensor::from_dispatch(out.weight), Tensor::from_dispatch(out.velocity))
 }
 
@@ -79,7 +86,11 @@ impl CpuOptim for Flex {
         let mut fresh_v = if v_in_place { Vec::new() } else { values(&velocity).into_owned() };
         let w_buf = if w_in_place { weight.try_storage_mut::<f32>().expect("unique weight") } else { &mut fresh_w };
         let v_buf = if v_in_place { velocity.try_storage_mut::<f32>().expect("unique velocity") } else { &mut fresh_v };
-        w_buf.par_chunks_mut(CHUNK).zip(v_buf.par_chunks_mut(CHUNK)).zip(grad.par_chunks(CHUNK)).for_each(|((w, v), g)| step(w, v, g));
+        w_buf
+            .par_chunks_mut(CHUNK)
+            .zip(v_buf.par_chunks_mut(CHUNK))
+            .zip(grad.par_chunks(CHUNK))
+            .for_each(|((w, v), g)| step(w, v, g));
         SgdUpdate {
             weight: if w_in_place { weight } else { tensor(fresh_w, w_shape) },
             velocity: if v_in_place { velocity } else { tensor(fresh_v, v_shape) },

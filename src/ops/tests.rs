@@ -31,10 +31,19 @@ fn assert_close<const D: usize>(got: Tensor<D>, want: Tensor<D>, what: &str) {
 fn conv2d_matches_burn_forward_and_backward() {
     // (batch, in, size, out, kernel, stride, pad): WRN's 3×3 s1/s2 convs and 1×1 s2 shortcut,
     // on shapes that take each kernel path (row, by-channel, direct weight gradient, GEMM).
-    for (i, &(n, c, size, o, k, stride, pad)) in
-        [(2, 3, 8, 4, 3, 1, 1), (2, 8, 16, 8, 3, 1, 1), (2, 16, 16, 16, 3, 1, 1), (2, 16, 8, 32, 3, 1, 1), (2, 16, 8, 32, 3, 2, 1), (3, 4, 9, 5, 3, 2, 1), (2, 4, 8, 6, 1, 2, 0), (2, 5, 6, 3, 1, 1, 0), (1, 2, 7, 2, 5, 1, 2)]
-            .iter()
-            .enumerate()
+    for (i, &(n, c, size, o, k, stride, pad)) in [
+        (2, 3, 8, 4, 3, 1, 1),
+        (2, 8, 16, 8, 3, 1, 1),
+        (2, 16, 16, 16, 3, 1, 1),
+        (2, 16, 8, 32, 3, 1, 1),
+        (2, 16, 8, 32, 3, 2, 1),
+        (3, 4, 9, 5, 3, 2, 1),
+        (2, 4, 8, 6, 1, 2, 0),
+        (2, 5, 6, 3, 1, 1, 0),
+        (1, 2, 7, 2, 5, 1, 2),
+    ]
+    .iter()
+    .enumerate()
     {
         let seed = 10 * i as u64;
         let x = random([n, c, size, size], seed).require_grad();
@@ -103,7 +112,8 @@ fn conv2d_add_matches_burn_conv_plus_residual() {
         let residual = random([n, o, size, size], seed + 2).require_grad();
         let probe = random([n, o, size, size], seed + 3);
         let ours = conv2d_add(x.clone(), w.clone(), residual.clone(), 1, 1);
-        let reference = burn_conv2d(x.clone(), w.clone(), None, ConvOptions::new([1, 1], [1, 1], [1, 1], 1)) + residual.clone();
+        let reference =
+            burn_conv2d(x.clone(), w.clone(), None, ConvOptions::new([1, 1], [1, 1], [1, 1], 1)) + residual.clone();
         assert_close(ours.clone(), reference.clone(), "conv+add forward");
         let g_ours = (ours * probe.clone()).sum().backward();
         let g_ref = (reference * probe).sum().backward();

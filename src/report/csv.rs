@@ -15,10 +15,7 @@ pub struct Csv {
 impl Csv {
     /// A table with these column names.
     pub fn new(header: &[&str]) -> Self {
-        let mut csv = Self {
-            columns: header.len(),
-            text: String::new(),
-        };
+        let mut csv = Self { columns: header.len(), text: String::new() };
         csv.push_line(header.iter().map(|h| h.to_string()));
         csv
     }
@@ -69,10 +66,7 @@ mod tests {
         let mut csv = Csv::new(&["model", "note"]);
         csv.row(vec!["MLP 1x512".into(), "plain".into()]);
         csv.row(vec!["a,b".into(), "say \"hi\"".into()]);
-        assert_eq!(
-            csv.text(),
-            "model,note\nMLP 1x512,plain\n\"a,b\",\"say \"\"hi\"\"\"\n"
-        );
+        assert_eq!(csv.text(), "model,note\nMLP 1x512,plain\n\"a,b\",\"say \"\"hi\"\"\"\n");
         assert_eq!(num(Some(0.5)), "0.5");
         assert_eq!(num(Some(100.0)), "100");
         assert_eq!(num(None), "");

@@ -5,8 +5,8 @@
 use super::Outcome;
 use super::csv::{Csv, num};
 use super::names::{
-    BOOKKEEPING, RANDOMIZATION_KEYS, distinguishing_suffixes, is_label_test, model_name,
-    model_rank, randomization_label, randomization_rank, settings_key,
+    BOOKKEEPING, RANDOMIZATION_KEYS, distinguishing_suffixes, is_label_test, model_name, model_rank,
+    randomization_label, randomization_rank, settings_key,
 };
 use super::plot::{self, DASHES, Dash, Figure, MARKERS, Marker, P_RANGE, Panel, Series, Style};
 use super::runs::Run;
@@ -41,24 +41,15 @@ fn group<'a>(runs: &[&'a Run]) -> Vec<Group<'a>> {
         let (ra, rb) = (&a.1[0].config, &b.1[0].config);
         (model_rank(ra), model_name(ra), &a.0).cmp(&(model_rank(rb), model_name(rb), &b.0))
     });
-    let items: Vec<(String, &crate::train::config::TrainConfig)> = keyed
-        .iter()
-        .map(|(_, members)| (model_name(&members[0].config), &members[0].config))
-        .collect();
+    let items: Vec<(String, &crate::train::config::TrainConfig)> =
+        keyed.iter().map(|(_, members)| (model_name(&members[0].config), &members[0].config)).collect();
     let suffixes = distinguishing_suffixes(&items, LINE_IGNORED);
     keyed
         .into_iter()
         .zip(items.iter().zip(suffixes))
         .map(|((_, mut runs), ((name, _), suffix))| {
-            runs.sort_by(|a, b| {
-                a.config
-                    .label_corrupt_prob
-                    .total_cmp(&b.config.label_corrupt_prob)
-            });
-            Group {
-                label: format!("{name}{suffix}"),
-                runs,
-            }
+            runs.sort_by(|a, b| a.config.label_corrupt_prob.total_cmp(&b.config.label_corrupt_prob));
+            Group { label: format!("{name}{suffix}"), runs }
         })
         .collect()
 }
@@ -92,18 +83,10 @@ pub fn figure1a(runs: &[Run], out: &Path, notes: &mut Vec<String>) -> Result<Out
         chosen.push(run);
     }
     if chosen.is_empty() {
-        return Ok(Outcome::Skipped(
-            "no run with true labels, random labels (p=1) or randomized pixels".into(),
-        ));
+        return Ok(Outcome::Skipped("no run with true labels, random labels (p=1) or randomized pixels".into()));
     }
     chosen.sort_by(|a, b| {
-        let key = |r: &Run| {
-            (
-                model_rank(&r.config),
-                model_name(&r.config),
-                randomization_rank(&r.config),
-            )
-        };
+        let key = |r: &Run| (model_rank(&r.config), model_name(&r.config), randomization_rank(&r.config));
         key(a).cmp(&key(b)).then(a.dir.cmp(&b.dir))
     });
     let models: Vec<String> = unique(chosen.iter().map(|r| model_name(&r.config)));
@@ -111,34 +94,15 @@ pub fn figure1a(runs: &[Run], out: &Path, notes: &mut Vec<String>) -> Result<Out
     let several_models = models.len() > 1;
     let base = |r: &Run| {
         let test = randomization_label(&r.config);
-        if several_models {
-            format!("{}: {test}", model_name(&r.config))
-        } else {
-            test
-        }
+        if several_models { format!("{}: {test}", model_name(&r.config)) } else { test }
     };
     let items: Vec<(String, &crate::train::config::TrainConfig)> =
         chosen.iter().map(|r| (base(r), &r.config)).collect();
     let suffixes = distinguishing_suffixes(&items, &[BOOKKEEPING, &["val_labels"]]);
 
-    let max_steps = chosen
-        .iter()
-        .flat_map(|r| r.metrics.iter().filter_map(|m| r.steps_at(m)))
-        .max()
-        .unwrap_or(1);
-    let (scale, x_label) = if max_steps >= 5000 {
-        (1000.0, "SGD steps (thousands)")
-    } else {
-        (1.0, "SGD steps")
-    };
-    let mut csv = Csv::new(&[
-        "architecture",
-        "randomization",
-        "run",
-        "epoch",
-        "steps",
-        "train_loss",
-    ]);
+    let max_steps = chosen.iter().flat_map(|r| r.metrics.iter().filter_map(|m| r.steps_at(m))).max().unwrap_or(1);
+    let (scale, x_label) = if max_steps >= 5000 { (1000.0, "SGD steps (thousands)") } else { (1.0, "SGD steps") };
+    let mut csv = Csv::new(&["architecture", "randomization", "run", "epoch", "steps", "train_loss"]);
     let mut series: Vec<Series> = Vec::new();
     for ((run, (label, _)), suffix) in chosen.iter().zip(&items).zip(&suffixes) {
         let model = model_name(&run.config);
@@ -147,16 +111,9 @@ pub fn figure1a(runs: &[Run], out: &Path, notes: &mut Vec<String>) -> Result<Out
         let model_index = models.iter().position(|m| *m == model).unwrap_or(0);
         // Colour and marker tell the randomization tests apart, the dash the architecture;
         // markers only while the points are few enough to stay apart.
-        let marker = if run.metrics.len() <= 40 {
-            MARKERS[color % MARKERS.len()]
-        } else {
-            Marker::None
-        };
+        let marker = if run.metrics.len() <= 40 { MARKERS[color % MARKERS.len()] } else { Marker::None };
         let mut style = Style::nth(color, DASHES[model_index % DASHES.len()], marker);
-        let clashes = series
-            .iter()
-            .filter(|s| s.style.color == style.color && s.style.dash == style.dash)
-            .count();
+        let clashes = series.iter().filter(|s| s.style.color == style.color && s.style.dash == style.dash).count();
         if clashes > 0 {
             // Repeated runs of one test and model (other seeds, settings): the next colours.
             style.color = plot::PALETTE[(color + tests.len() + clashes - 1) % plot::PALETTE.len()];
@@ -175,18 +132,11 @@ pub fn figure1a(runs: &[Run], out: &Path, notes: &mut Vec<String>) -> Result<Out
             ]);
         }
         let unfinished = if run.finished() { "" } else { " (unfinished)" };
-        series.push(Series {
-            label: format!("{label}{suffix}{unfinished}"),
-            points,
-            style,
-        });
+        series.push(Series { label: format!("{label}{suffix}{unfinished}"), points, style });
     }
     let losses = series.iter().flat_map(|s| s.points.iter().map(|p| p.1));
     let figure = Figure {
-        title: format!(
-            "Figure 1a: training loss under randomization tests{}",
-            dataset_title(&chosen)
-        ),
+        title: format!("Figure 1a: training loss under randomization tests{}", dataset_title(&chosen)),
         panels: vec![Panel {
             title: None,
             x_label: x_label.into(),
@@ -203,11 +153,7 @@ pub fn figure1a(runs: &[Run], out: &Path, notes: &mut Vec<String>) -> Result<Out
 /// SGD steps to fit relative to the true-label run of each line's mean steps to fit: `None`
 /// when there is no true-label (p = 0) entry. Input and output: `(p, steps)` → relative time.
 pub fn relative_times(points: &[(f64, usize)]) -> Option<Vec<f64>> {
-    let reference: Vec<f64> = points
-        .iter()
-        .filter(|(p, _)| *p == 0.0)
-        .map(|(_, s)| *s as f64)
-        .collect();
+    let reference: Vec<f64> = points.iter().filter(|(p, _)| *p == 0.0).map(|(_, s)| *s as f64).collect();
     if reference.is_empty() {
         return None;
     }
@@ -220,20 +166,10 @@ pub fn relative_times(points: &[(f64, usize)]) -> Option<Vec<f64>> {
 
 /// Figure 1b: steps until the train accuracy reaches `threshold` percent, relative to the
 /// true-label run of the same architecture and settings, against the corruption level p.
-pub fn figure1b(
-    runs: &[Run],
-    threshold: f64,
-    out: &Path,
-    notes: &mut Vec<String>,
-) -> Result<Outcome> {
-    let label_runs: Vec<&Run> = runs
-        .iter()
-        .filter(|r| r.finished() && is_label_test(&r.config))
-        .collect();
+pub fn figure1b(runs: &[Run], threshold: f64, out: &Path, notes: &mut Vec<String>) -> Result<Outcome> {
+    let label_runs: Vec<&Run> = runs.iter().filter(|r| r.finished() && is_label_test(&r.config)).collect();
     if label_runs.is_empty() {
-        return Ok(Outcome::Skipped(
-            "no finished run with true or corrupted labels".into(),
-        ));
+        return Ok(Outcome::Skipped("no finished run with true or corrupted labels".into()));
     }
     let mut fitted: Vec<&Run> = Vec::new();
     for run in &label_runs {
@@ -255,27 +191,12 @@ pub fn figure1b(
             t = python_g(threshold)
         )));
     }
-    let mut csv = Csv::new(&[
-        "architecture",
-        "randomization",
-        "p",
-        "steps_to_fit",
-        "relative_time",
-        "run",
-    ]);
+    let mut csv = Csv::new(&["architecture", "randomization", "p", "steps_to_fit", "relative_time", "run"]);
     let mut series = Vec::new();
     let mut missing = Vec::new();
     for group in group(&fitted) {
-        let points: Vec<(f64, usize)> = group
-            .runs
-            .iter()
-            .map(|r| {
-                (
-                    r.config.label_corrupt_prob,
-                    r.steps_to_fit(threshold).unwrap_or(0),
-                )
-            })
-            .collect();
+        let points: Vec<(f64, usize)> =
+            group.runs.iter().map(|r| (r.config.label_corrupt_prob, r.steps_to_fit(threshold).unwrap_or(0))).collect();
         let Some(relative) = relative_times(&points) else {
             missing.push(group.label.clone());
             continue;
@@ -298,15 +219,9 @@ pub fn figure1b(
         });
     }
     if !missing.is_empty() {
-        let why = format!(
-            "no true-label run (p=0) that reached {}% train accuracy",
-            python_g(threshold)
-        );
+        let why = format!("no true-label run (p=0) that reached {}% train accuracy", python_g(threshold));
         if series.is_empty() {
-            return Ok(Outcome::Skipped(format!(
-                "{why} for {}",
-                missing.join(", ")
-            )));
+            return Ok(Outcome::Skipped(format!("{why} for {}", missing.join(", "))));
         }
         notes.push(format!("figure1b leaves out {}: {why}", missing.join(", ")));
     }
@@ -333,24 +248,13 @@ pub fn figure1b(
 /// Figure 1c: test error (against the true test labels) at the end of training, against the
 /// corruption level p; training error dashed beside it, chance level dotted.
 pub fn figure1c(runs: &[Run], out: &Path) -> Result<Outcome> {
-    let label_runs: Vec<&Run> = runs
-        .iter()
-        .filter(|r| r.finished() && is_label_test(&r.config))
-        .collect();
+    let label_runs: Vec<&Run> = runs.iter().filter(|r| r.finished() && is_label_test(&r.config)).collect();
     if label_runs.is_empty() {
-        return Ok(Outcome::Skipped(
-            "no finished run with true or corrupted labels".into(),
-        ));
+        return Ok(Outcome::Skipped("no finished run with true or corrupted labels".into()));
     }
-    let clean: Vec<&Run> = label_runs
-        .iter()
-        .copied()
-        .filter(|r| r.config.val_labels == ValLabels::Clean)
-        .collect();
+    let clean: Vec<&Run> = label_runs.iter().copied().filter(|r| r.config.val_labels == ValLabels::Clean).collect();
     if clean.is_empty() {
-        return Ok(Outcome::Skipped(
-            "no run scored against clean test labels (train with --val-labels clean)".into(),
-        ));
+        return Ok(Outcome::Skipped("no run scored against clean test labels (train with --val-labels clean)".into()));
     }
     let mut csv = Csv::new(&["architecture", "p", "test_error", "train_error", "run"]);
     let mut series = Vec::new();
@@ -376,20 +280,12 @@ pub fn figure1c(runs: &[Run], out: &Path) -> Result<Outcome> {
         series.push(Series {
             label: format!("{}: test error", group.label),
             points: mean_by_p(test.into_iter()),
-            style: Style {
-                color,
-                dash: Dash::Solid,
-                marker,
-            },
+            style: Style { color, dash: Dash::Solid, marker },
         });
         series.push(Series {
             label: format!("{}: training error", group.label),
             points: mean_by_p(train.into_iter()),
-            style: Style {
-                color,
-                dash: Dash::Dashed,
-                marker,
-            },
+            style: Style { color, dash: Dash::Dashed, marker },
         });
     }
     let classes = clean[0].config.num_classes;
@@ -398,18 +294,11 @@ pub fn figure1c(runs: &[Run], out: &Path) -> Result<Outcome> {
         series.push(Series {
             label: format!("chance level ({chance:.0}%)"),
             points: vec![(P_RANGE.start, chance), (P_RANGE.end, chance)],
-            style: Style {
-                color: plot::REFERENCE,
-                dash: Dash::Dotted,
-                marker: Marker::None,
-            },
+            style: Style { color: plot::REFERENCE, dash: Dash::Dotted, marker: Marker::None },
         });
     }
     let figure = Figure {
-        title: format!(
-            "Figure 1c: test error vs. label corruption{}",
-            dataset_title(&clean)
-        ),
+        title: format!("Figure 1c: test error vs. label corruption{}", dataset_title(&clean)),
         panels: vec![Panel {
             title: None,
             x_label: "label corruption p (fraction of random labels)".into(),
@@ -437,9 +326,7 @@ fn mean_by_p(points: impl Iterator<Item = (f64, f64)>) -> Vec<(f64, f64)> {
         }
     }
     sums.sort_by(|a, b| a.0.total_cmp(&b.0));
-    sums.into_iter()
-        .map(|(p, s, n)| (p, s / n as f64))
-        .collect()
+    sums.into_iter().map(|(p, s, n)| (p, s / n as f64)).collect()
 }
 
 /// The distinct values, in first-appearance order.

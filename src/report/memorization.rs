@@ -28,11 +28,7 @@ pub struct FittedCurves {
 /// most that epoch. `fitted` and `corrupted` must have one entry per training example.
 pub fn fitted_curves(fitted: &[i64], corrupted: &[u8], epochs: &[usize]) -> Result<FittedCurves> {
     if fitted.len() != corrupted.len() {
-        bail!(
-            "fitted_epoch.npy has {} examples, corrupted.npy {}",
-            fitted.len(),
-            corrupted.len()
-        );
+        bail!("fitted_epoch.npy has {} examples, corrupted.npy {}", fitted.len(), corrupted.len());
     }
     if let Some(bad) = corrupted.iter().find(|&&c| c > 1) {
         bail!("corrupted.npy holds {bad}, not a 0/1 mask");
@@ -41,16 +37,9 @@ pub fn fitted_curves(fitted: &[i64], corrupted: &[u8], epochs: &[usize]) -> Resu
         bail!("fitted_epoch.npy holds {bad}, not an epoch or -1");
     }
     let share = |group: u8, epoch: usize| {
-        let members = || {
-            fitted
-                .iter()
-                .zip(corrupted)
-                .filter(move |(_, c)| **c == group)
-        };
+        let members = || fitted.iter().zip(corrupted).filter(move |(_, c)| **c == group);
         let total = members().count();
-        let hits = members()
-            .filter(|(f, _)| **f >= 0 && **f as usize <= epoch)
-            .count();
+        let hits = members().filter(|(f, _)| **f >= 0 && **f as usize <= epoch).count();
         (total > 0).then(|| 100.0 * hits as f64 / total as f64)
     };
     Ok(FittedCurves {
@@ -69,51 +58,36 @@ pub fn memorization(runs: &[Run], out: &Path, notes: &mut Vec<String>) -> Result
         })
         .collect();
     if chosen.is_empty() {
-        return Ok(Outcome::Skipped(
-            "no finished run with partially corrupted labels (0 < p < 1)".into(),
-        ));
+        return Ok(Outcome::Skipped("no finished run with partially corrupted labels (0 < p < 1)".into()));
     }
     chosen.sort_by(|a, b| {
         let key = |r: &Run| (model_rank(&r.config), model_name(&r.config));
         key(a)
             .cmp(&key(b))
-            .then(
-                a.config
-                    .label_corrupt_prob
-                    .total_cmp(&b.config.label_corrupt_prob),
-            )
+            .then(a.config.label_corrupt_prob.total_cmp(&b.config.label_corrupt_prob))
             .then(a.dir.cmp(&b.dir))
     });
     let mut loaded = Vec::new();
     for run in chosen {
         let epochs: Vec<usize> = run.metrics.iter().map(|m| m.epoch).collect();
-        let curves =
-            npy::read(&run.dir.join("fitted_epoch.npy"), npy::parse_i64).and_then(|fitted| {
-                let corrupted = npy::read(&run.dir.join("corrupted.npy"), npy::parse_u8)?;
-                fitted_curves(&fitted, &corrupted, &epochs)
-            });
+        let curves = npy::read(&run.dir.join("fitted_epoch.npy"), npy::parse_i64).and_then(|fitted| {
+            let corrupted = npy::read(&run.dir.join("corrupted.npy"), npy::parse_u8)?;
+            fitted_curves(&fitted, &corrupted, &epochs)
+        });
         match curves {
             Ok(curves) => loaded.push((run, curves)),
             Err(err) => notes.push(format!("memorization leaves out a run: {err:#}")),
         }
     }
     if loaded.is_empty() {
-        return Ok(Outcome::Skipped(
-            "no run with p in (0, 1) has readable fitted_epoch.npy and corrupted.npy".into(),
-        ));
+        return Ok(Outcome::Skipped("no run with p in (0, 1) has readable fitted_epoch.npy and corrupted.npy".into()));
     }
-    let several_models = loaded
-        .iter()
-        .any(|(r, _)| model_name(&r.config) != model_name(&loaded[0].0.config));
+    let several_models = loaded.iter().any(|(r, _)| model_name(&r.config) != model_name(&loaded[0].0.config));
     let items: Vec<(String, &crate::train::config::TrainConfig)> = loaded
         .iter()
         .map(|(r, _)| {
             let p = format!("p={}", python_g(r.config.label_corrupt_prob));
-            let base = if several_models {
-                format!("{}, {p}", model_name(&r.config))
-            } else {
-                p
-            };
+            let base = if several_models { format!("{}, {p}", model_name(&r.config)) } else { p };
             (base, &r.config)
         })
         .collect();
@@ -131,35 +105,17 @@ pub fn memorization(runs: &[Run], out: &Path, notes: &mut Vec<String>) -> Result
     ]);
     let mut accuracy = Vec::new();
     let mut fitted = Vec::new();
-    for (i, (((run, curves), (base, _)), suffix)) in
-        loaded.iter().zip(&items).zip(&suffixes).enumerate()
-    {
+    for (i, (((run, curves), (base, _)), suffix)) in loaded.iter().zip(&items).zip(&suffixes).enumerate() {
         let label = format!("{base}{suffix}");
         let color = plot::PALETTE[i % plot::PALETTE.len()];
-        let marker = if run.metrics.len() <= 30 {
-            plot::MARKERS[i % plot::MARKERS.len()]
-        } else {
-            Marker::None
-        };
-        let clean = Style {
-            color,
-            dash: Dash::Solid,
-            marker,
-        };
+        let marker = if run.metrics.len() <= 30 { plot::MARKERS[i % plot::MARKERS.len()] } else { Marker::None };
+        let clean = Style { color, dash: Dash::Solid, marker };
         // One run: clean and corrupted get their own colours (and markers) besides the dash.
         let noisy = if loaded.len() == 1 {
-            let second = if marker == Marker::None {
-                Marker::None
-            } else {
-                plot::MARKERS[1]
-            };
+            let second = if marker == Marker::None { Marker::None } else { plot::MARKERS[1] };
             Style::nth(1, Dash::Dashed, second)
         } else {
-            Style {
-                color,
-                dash: Dash::Dashed,
-                marker,
-            }
+            Style { color, dash: Dash::Dashed, marker }
         };
         let x = |m: &crate::train::metrics::EpochMetrics| (m.epoch + 1) as f64;
         let pairs = |values: &mut dyn Iterator<Item = (f64, Option<f64>)>| -> Vec<(f64, f64)> {
@@ -177,24 +133,12 @@ pub fn memorization(runs: &[Run], out: &Path, notes: &mut Vec<String>) -> Result
         });
         fitted.push(Series {
             label: format!("{label}: clean labels"),
-            points: pairs(
-                &mut run
-                    .metrics
-                    .iter()
-                    .zip(&curves.clean)
-                    .map(|(m, c)| (x(m), *c)),
-            ),
+            points: pairs(&mut run.metrics.iter().zip(&curves.clean).map(|(m, c)| (x(m), *c))),
             style: clean,
         });
         fitted.push(Series {
             label: format!("{label}: corrupted labels"),
-            points: pairs(
-                &mut run
-                    .metrics
-                    .iter()
-                    .zip(&curves.corrupted)
-                    .map(|(m, c)| (x(m), *c)),
-            ),
+            points: pairs(&mut run.metrics.iter().zip(&curves.corrupted).map(|(m, c)| (x(m), *c))),
             style: noisy,
         });
         for (j, m) in run.metrics.iter().enumerate() {
@@ -210,17 +154,9 @@ pub fn memorization(runs: &[Run], out: &Path, notes: &mut Vec<String>) -> Result
             ]);
         }
     }
-    let max_epoch = loaded
-        .iter()
-        .flat_map(|(r, _)| r.metrics.iter().map(|m| m.epoch + 1))
-        .max()
-        .unwrap_or(1);
+    let max_epoch = loaded.iter().flat_map(|(r, _)| r.metrics.iter().map(|m| m.epoch + 1)).max().unwrap_or(1);
     let x_range = 0.0..max_epoch as f64 * 1.02 + 0.5;
-    let model = if several_models {
-        String::new()
-    } else {
-        format!(" ({})", model_name(&loaded[0].0.config))
-    };
+    let model = if several_models { String::new() } else { format!(" ({})", model_name(&loaded[0].0.config)) };
     let figure = Figure {
         title: format!("Memorization under partially corrupted labels{model}"),
         panels: vec![
@@ -259,28 +195,16 @@ mod tests {
         let fitted = [0, 2, -1, 1, 0, -1];
         let corrupted = [0, 0, 0, 1, 1, 1];
         let curves = fitted_curves(&fitted, &corrupted, &[0, 1, 2]).unwrap();
-        let pct = |v: &[Option<f64>]| {
-            v.iter()
-                .map(|x| x.map(|x| (x * 3.0 / 100.0).round()))
-                .collect::<Vec<_>>()
-        };
+        let pct = |v: &[Option<f64>]| v.iter().map(|x| x.map(|x| (x * 3.0 / 100.0).round())).collect::<Vec<_>>();
         assert_eq!(pct(&curves.clean), vec![Some(1.0), Some(1.0), Some(2.0)]);
-        assert_eq!(
-            pct(&curves.corrupted),
-            vec![Some(1.0), Some(2.0), Some(2.0)]
-        );
+        assert_eq!(pct(&curves.corrupted), vec![Some(1.0), Some(2.0), Some(2.0)]);
         let none_corrupted = fitted_curves(&[0, 1], &[0, 0], &[1]).unwrap();
-        assert_eq!(
-            (none_corrupted.clean, none_corrupted.corrupted),
-            (vec![Some(100.0)], vec![None])
-        );
+        assert_eq!((none_corrupted.clean, none_corrupted.corrupted), (vec![Some(100.0)], vec![None]));
     }
 
     #[test]
     fn mismatched_files_are_refused() {
-        assert!(
-            format!("{}", fitted_curves(&[0, 1], &[0], &[0]).unwrap_err()).contains("2 examples")
-        );
+        assert!(format!("{}", fitted_curves(&[0, 1], &[0], &[0]).unwrap_err()).contains("2 examples"));
         assert!(format!("{}", fitted_curves(&[0], &[2], &[0]).unwrap_err()).contains("0/1 mask"));
         assert!(format!("{}", fitted_curves(&[-3], &[0], &[0]).unwrap_err()).contains("-3"));
     }

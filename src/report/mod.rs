@@ -65,20 +65,13 @@ pub fn run(args: &ReportArgs) -> Result<()> {
             run.metrics.len()
         );
     }
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
     let out = args.out.as_path();
     let outcomes = [
         ("figure1a", figure1::figure1a(&all, out, &mut notes)?),
-        (
-            "figure1b",
-            figure1::figure1b(&all, args.fit_threshold, out, &mut notes)?,
-        ),
+        ("figure1b", figure1::figure1b(&all, args.fit_threshold, out, &mut notes)?),
         ("figure1c", figure1::figure1c(&all, out)?),
-        (
-            "memorization",
-            memorization::memorization(&all, out, &mut notes)?,
-        ),
+        ("memorization", memorization::memorization(&all, out, &mut notes)?),
         ("table1", table1::table1(&all, out)?),
     ];
     for note in &notes {

@@ -29,15 +29,9 @@ pub fn model_name(config: &TrainConfig) -> String {
 /// `MLP {layers}x{width}` when every hidden layer has the same width, else `MLP {spec}`.
 fn mlp_name(spec: &str) -> String {
     let widths: Vec<&str> = spec.split('x').map(str::trim).collect();
-    let uniform = widths
-        .iter()
-        .all(|w| !w.is_empty() && w.chars().all(|c| c.is_ascii_digit()))
+    let uniform = widths.iter().all(|w| !w.is_empty() && w.chars().all(|c| c.is_ascii_digit()))
         && widths.windows(2).all(|w| w[0] == w[1]);
-    if uniform && !widths.is_empty() {
-        format!("MLP {}x{}", widths.len(), widths[0])
-    } else {
-        format!("MLP {spec}")
-    }
+    if uniform && !widths.is_empty() { format!("MLP {}x{}", widths.len(), widths[0]) } else { format!("MLP {spec}") }
 }
 
 /// Sort rank of a model in the paper's Table 1 order (Inception, Inception w/o BatchNorm,
@@ -57,10 +51,7 @@ pub fn model_rank(config: &TrainConfig) -> (usize, usize) {
 
 /// Whether a run's labels are the true ones, partially corrupted, or random (images untouched).
 pub fn is_label_test(config: &TrainConfig) -> bool {
-    matches!(
-        config.randomize,
-        Randomization::None | Randomization::Labels
-    )
+    matches!(config.randomize, Randomization::None | Randomization::Labels)
 }
 
 /// The randomization test as the paper's legend names it: `true labels`, `random labels`,
@@ -104,13 +95,7 @@ pub fn randomization_rank(config: &TrainConfig) -> usize {
 pub const BOOKKEEPING: &[&str] = &["data_dir", "name", "backend", "epochs", "stop_at_train_acc"];
 
 /// The model's own settings: already in [`model_name`].
-pub const MODEL_KEYS: &[&str] = &[
-    "arch",
-    "wrn_depth",
-    "wrn_widen_factor",
-    "wrn_droprate",
-    "mlp_spec",
-];
+pub const MODEL_KEYS: &[&str] = &["arch", "wrn_depth", "wrn_widen_factor", "wrn_droprate", "mlp_spec"];
 
 /// The settings of a randomization test: what a figure puts on its axis or legend.
 pub const RANDOMIZATION_KEYS: &[&str] = &["randomize", "label_corrupt_prob", "corrupt_seed"];
@@ -130,10 +115,7 @@ pub fn settings_key(config: &TrainConfig, ignored: &[&[&str]]) -> String {
 /// Suffixes telling apart runs that share a base label: for each item, the settings (other
 /// than `ignored`) whose values differ among the items with the same base label, written
 /// ` (learning_rate=0.01, seed=2)`; empty when the base label is already unique.
-pub fn distinguishing_suffixes(
-    items: &[(String, &TrainConfig)],
-    ignored: &[&[&str]],
-) -> Vec<String> {
+pub fn distinguishing_suffixes(items: &[(String, &TrainConfig)], ignored: &[&[&str]]) -> Vec<String> {
     let flat = |config: &TrainConfig| -> BTreeMap<String, String> {
         let value = serde_json::to_value(config).unwrap_or(Value::Null);
         let mut map = BTreeMap::new();
@@ -164,11 +146,7 @@ pub fn distinguishing_suffixes(
                 .filter(|(k, v)| peers.iter().any(|&j| settings[j].get(*k) != Some(*v)))
                 .map(|(k, v)| format!("{k}={v}"))
                 .collect();
-            if differing.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", differing.join(", "))
-            }
+            if differing.is_empty() { String::new() } else { format!(" ({})", differing.join(", ")) }
         })
         .collect()
 }
@@ -179,41 +157,21 @@ mod tests {
     use crate::cli::TrainArgs;
 
     fn config(args: &[&str]) -> TrainConfig {
-        let argv: Vec<&str> = ["--data", "synthetic"]
-            .iter()
-            .chain(args)
-            .copied()
-            .collect();
+        let argv: Vec<&str> = ["--data", "synthetic"].iter().chain(args).copied().collect();
         TrainArgs::parse_args(&argv).into_config().0
     }
 
     #[test]
     fn names_models_like_the_paper() {
         assert_eq!(model_name(&config(&["--arch", "inception"])), "Inception");
-        assert_eq!(
-            model_name(&config(&["--arch", "inception-nobn"])),
-            "Inception w/o BatchNorm"
-        );
+        assert_eq!(model_name(&config(&["--arch", "inception-nobn"])), "Inception w/o BatchNorm");
         assert_eq!(model_name(&config(&["--arch", "alexnet"])), "AlexNet");
         assert_eq!(model_name(&config(&["--arch", "mlp"])), "MLP 1x512");
-        assert_eq!(
-            model_name(&config(&["--arch", "mlp", "--mlp-spec", "512x512x512"])),
-            "MLP 3x512"
-        );
-        assert_eq!(
-            model_name(&config(&["--arch", "mlp", "--mlp-spec", "512x128"])),
-            "MLP 512x128"
-        );
+        assert_eq!(model_name(&config(&["--arch", "mlp", "--mlp-spec", "512x512x512"])), "MLP 3x512");
+        assert_eq!(model_name(&config(&["--arch", "mlp", "--mlp-spec", "512x128"])), "MLP 512x128");
         assert_eq!(model_name(&config(&[])), "WRN-28-1");
         assert_eq!(
-            model_name(&config(&[
-                "--wrn-depth",
-                "16",
-                "--wrn-widen-factor",
-                "4",
-                "--wrn-droprate",
-                "0.3"
-            ])),
+            model_name(&config(&["--wrn-depth", "16", "--wrn-widen-factor", "4", "--wrn-droprate", "0.3"])),
             "WRN-16-4 (dropout 0.3)"
         );
         let mlp3 = config(&["--arch", "mlp", "--mlp-spec", "512x512x512"]);
@@ -224,22 +182,10 @@ mod tests {
     #[test]
     fn names_randomizations_like_the_paper() {
         assert_eq!(randomization_label(&config(&[])), "true labels");
-        assert_eq!(
-            randomization_label(&config(&["--label-corrupt-prob", "1"])),
-            "random labels"
-        );
-        assert_eq!(
-            randomization_label(&config(&["--label-corrupt-prob", "0.2"])),
-            "corrupted labels (p=0.2)"
-        );
-        assert_eq!(
-            randomization_label(&config(&["--randomize", "shuffled-pixels"])),
-            "shuffled pixels"
-        );
-        assert_eq!(
-            randomization_label(&config(&["--randomize", "gaussian"])),
-            "Gaussian"
-        );
+        assert_eq!(randomization_label(&config(&["--label-corrupt-prob", "1"])), "random labels");
+        assert_eq!(randomization_label(&config(&["--label-corrupt-prob", "0.2"])), "corrupted labels (p=0.2)");
+        assert_eq!(randomization_label(&config(&["--randomize", "shuffled-pixels"])), "shuffled pixels");
+        assert_eq!(randomization_label(&config(&["--randomize", "gaussian"])), "Gaussian");
     }
 
     #[test]
@@ -247,23 +193,13 @@ mod tests {
         let a = config(&["--learning-rate", "0.01"]);
         let b = config(&["--learning-rate", "0.1", "--epochs", "9"]);
         let c = config(&["--arch", "mlp"]);
-        let items = vec![
-            ("WRN".to_string(), &a),
-            ("WRN".to_string(), &b),
-            ("MLP".to_string(), &c),
-        ];
+        let items = vec![("WRN".to_string(), &a), ("WRN".to_string(), &b), ("MLP".to_string(), &c)];
         let suffixes = distinguishing_suffixes(&items, &[BOOKKEEPING]);
-        assert_eq!(
-            suffixes,
-            vec![" (learning_rate=0.01)", " (learning_rate=0.1)", ""]
-        );
+        assert_eq!(suffixes, vec![" (learning_rate=0.01)", " (learning_rate=0.1)", ""]);
         assert_eq!(
             settings_key(&a, &[BOOKKEEPING, &["learning_rate"]]),
             settings_key(&b, &[BOOKKEEPING, &["learning_rate"]])
         );
-        assert_ne!(
-            settings_key(&a, &[BOOKKEEPING]),
-            settings_key(&b, &[BOOKKEEPING])
-        );
+        assert_ne!(settings_key(&a, &[BOOKKEEPING]), settings_key(&b, &[BOOKKEEPING]));
     }
 }

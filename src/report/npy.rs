@@ -33,25 +33,16 @@ pub fn parse_header(bytes: &[u8]) -> Result<NpyHeader> {
     let (len, start) = match major {
         1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
         2 | 3 => {
-            let Some(len) = bytes.get(8..12) else {
-                bail!("truncated .npy header")
-            };
-            (
-                u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize,
-                12,
-            )
+            let Some(len) = bytes.get(8..12) else { bail!("truncated .npy header") };
+            (u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize, 12)
         }
         _ => bail!("unsupported .npy format version {major}.{minor}"),
     };
     let Some(raw) = bytes.get(start..start + len) else {
-        bail!(
-            "truncated .npy header: {len} bytes announced, {} present",
-            bytes.len() - start
-        )
+        bail!("truncated .npy header: {len} bytes announced, {} present", bytes.len() - start)
     };
     let text = std::str::from_utf8(raw).context("the .npy header is not text")?;
-    let dict =
-        parse_dict(text).with_context(|| format!("malformed .npy header {:?}", text.trim_end()))?;
+    let dict = parse_dict(text).with_context(|| format!("malformed .npy header {:?}", text.trim_end()))?;
     let mut descr = None;
     let mut fortran_order = None;
     let mut shape = None;
@@ -69,34 +60,19 @@ pub fn parse_header(bytes: &[u8]) -> Result<NpyHeader> {
     let (Some(descr), Some(fortran_order), Some(shape)) = (descr, fortran_order, shape) else {
         bail!("malformed .npy header: it needs descr, fortran_order and shape")
     };
-    Ok(NpyHeader {
-        descr,
-        fortran_order,
-        shape,
-        data_offset: start + len,
-    })
+    Ok(NpyHeader { descr, fortran_order, shape, data_offset: start + len })
 }
 
 /// The data bytes of a 1-D array whose dtype is one of `descrs`, each element `item` bytes.
 fn vector_bytes<'a>(bytes: &'a [u8], descrs: &[&str], item: usize) -> Result<(&'a [u8], usize)> {
     let header = parse_header(bytes)?;
     if !descrs.contains(&header.descr.as_str()) {
-        bail!(
-            "dtype {:?} where {} was expected",
-            header.descr,
-            descrs.join(" or ")
-        );
+        bail!("dtype {:?} where {} was expected", header.descr, descrs.join(" or "));
     }
-    let [n] = header.shape[..] else {
-        bail!("shape {:?} where a 1-D vector was expected", header.shape)
-    };
+    let [n] = header.shape[..] else { bail!("shape {:?} where a 1-D vector was expected", header.shape) };
     let data = &bytes[header.data_offset..];
     if data.len() != n * item {
-        bail!(
-            "{} data bytes where shape ({n},) needs {}",
-            data.len(),
-            n * item
-        );
+        bail!("{} data bytes where shape ({n},) needs {}", data.len(), n * item);
     }
     Ok((data, n))
 }
@@ -104,10 +80,7 @@ fn vector_bytes<'a>(bytes: &'a [u8], descrs: &[&str], item: usize) -> Result<(&'
 /// Parses a 1-D little-endian `int64` `.npy` vector.
 pub fn parse_i64(bytes: &[u8]) -> Result<Vec<i64>> {
     let (data, _) = vector_bytes(bytes, &["<i8"], 8)?;
-    Ok(data
-        .chunks_exact(8)
-        .map(|c| i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
-        .collect())
+    Ok(data.chunks_exact(8).map(|c| i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])).collect())
 }
 
 /// Parses a 1-D `uint8` `.npy` vector.
@@ -133,9 +106,7 @@ enum Value {
 /// Parses numpy's header, a Python dict literal such as
 /// `{'descr': '<i8', 'fortran_order': False, 'shape': (3,), }` followed by padding.
 fn parse_dict(text: &str) -> Result<Vec<(String, Value)>> {
-    let mut p = Parser {
-        rest: text.trim_end_matches(['\n', ' ', '\0']),
-    };
+    let mut p = Parser { rest: text.trim_end_matches(['\n', ' ', '\0']) };
     p.expect('{')?;
     let mut entries = Vec::new();
     loop {
@@ -180,10 +151,7 @@ impl Parser<'_> {
 
     fn expect(&mut self, c: char) -> Result<()> {
         if !self.eat(c) {
-            bail!(
-                "expected {c:?} at {:?}",
-                self.rest.chars().take(12).collect::<String>()
-            );
+            bail!("expected {c:?} at {:?}", self.rest.chars().take(12).collect::<String>());
         }
         Ok(())
     }
@@ -191,15 +159,10 @@ impl Parser<'_> {
     fn string(&mut self) -> Result<String> {
         self.skip_space();
         let Some(quote) = self.rest.chars().next().filter(|c| *c == '\'' || *c == '"') else {
-            bail!(
-                "expected a quoted string at {:?}",
-                self.rest.chars().take(12).collect::<String>()
-            )
+            bail!("expected a quoted string at {:?}", self.rest.chars().take(12).collect::<String>())
         };
         let body = &self.rest[1..];
-        let Some(end) = body.find(quote) else {
-            bail!("unterminated string")
-        };
+        let Some(end) = body.find(quote) else { bail!("unterminated string") };
         self.rest = &body[end + 1..];
         Ok(body[..end].to_string())
     }
@@ -222,22 +185,11 @@ impl Parser<'_> {
                 break;
             }
             self.skip_space();
-            let digits = self.rest.len()
-                - self
-                    .rest
-                    .trim_start_matches(|c: char| c.is_ascii_digit())
-                    .len();
+            let digits = self.rest.len() - self.rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
             if digits == 0 {
-                bail!(
-                    "expected a dimension at {:?}",
-                    self.rest.chars().take(12).collect::<String>()
-                );
+                bail!("expected a dimension at {:?}", self.rest.chars().take(12).collect::<String>());
             }
-            dims.push(
-                self.rest[..digits]
-                    .parse()
-                    .context("dimension out of range")?,
-            );
+            dims.push(self.rest[..digits].parse().context("dimension out of range")?);
             self.rest = &self.rest[digits..];
             if !self.eat(',') {
                 self.expect(')')?;
@@ -268,10 +220,7 @@ mod tests {
 
     #[test]
     fn reads_what_train_writes() {
-        assert_eq!(
-            parse_i64(&npy_i64(&[-1, 0, 7, i64::MAX])).unwrap(),
-            vec![-1, 0, 7, i64::MAX]
-        );
+        assert_eq!(parse_i64(&npy_i64(&[-1, 0, 7, i64::MAX])).unwrap(), vec![-1, 0, 7, i64::MAX]);
         assert_eq!(parse_u8(&npy_u8(&[0, 1, 1])).unwrap(), vec![0, 1, 1]);
         assert_eq!(parse_i64(&npy_i64(&[])).unwrap(), Vec::<i64>::new());
         let header = parse_header(&npy_i64(&[1, 2])).unwrap();
@@ -284,10 +233,7 @@ mod tests {
     #[test]
     fn reads_numpy_variants() {
         // Double quotes, no trailing comma, a version-2.0 header.
-        let f = file(
-            "{\"descr\": \"|u1\", \"shape\": (2,), \"fortran_order\": False}",
-            &[1, 0],
-        );
+        let f = file("{\"descr\": \"|u1\", \"shape\": (2,), \"fortran_order\": False}", &[1, 0]);
         assert_eq!(parse_u8(&f).unwrap(), vec![1, 0]);
         let mut v2 = b"\x93NUMPY\x02\x00".to_vec();
         let h = "{'descr': '<i8', 'fortran_order': False, 'shape': (1,), }\n";
@@ -305,49 +251,19 @@ mod tests {
         let mut short = npy_i64(&[1, 2]);
         short.truncate(20);
         assert!(err(&short).contains("truncated .npy header"));
-        assert!(
-            err(&file(
-                "{'descr': '<i8', 'fortran_order': False, 'shape': (2,",
-                &[]
-            ))
-            .contains("malformed")
-        );
+        assert!(err(&file("{'descr': '<i8', 'fortran_order': False, 'shape': (2,", &[])).contains("malformed"));
         assert!(err(&file("{'descr': '<i8' 'shape': (1,)}", &[0; 8])).contains("malformed"));
         assert!(err(&file("{'descr': '<i8', 'shape': (1,)}", &[0; 8])).contains("needs descr"));
+        assert!(err(&file("{'descr': '<i8', 'fortran_order': 0, 'shape': (1,)}", &[0; 8])).contains("fortran_order"));
         assert!(
-            err(&file(
-                "{'descr': '<i8', 'fortran_order': 0, 'shape': (1,)}",
-                &[0; 8]
-            ))
-            .contains("fortran_order")
+            err(&file("{'descr': '<f8', 'fortran_order': False, 'shape': (1,), }", &[0; 8])).contains("dtype \"<f8\"")
+        );
+        assert!(err(&file("{'descr': '<i8', 'fortran_order': False, 'shape': (2, 2), }", &[0; 32])).contains("1-D"));
+        assert!(
+            err(&file("{'descr': '<i8', 'fortran_order': False, 'shape': (3,), }", &[0; 16])).contains("16 data bytes")
         );
         assert!(
-            err(&file(
-                "{'descr': '<f8', 'fortran_order': False, 'shape': (1,), }",
-                &[0; 8]
-            ))
-            .contains("dtype \"<f8\"")
-        );
-        assert!(
-            err(&file(
-                "{'descr': '<i8', 'fortran_order': False, 'shape': (2, 2), }",
-                &[0; 32]
-            ))
-            .contains("1-D")
-        );
-        assert!(
-            err(&file(
-                "{'descr': '<i8', 'fortran_order': False, 'shape': (3,), }",
-                &[0; 16]
-            ))
-            .contains("16 data bytes")
-        );
-        assert!(
-            err(&file(
-                "{'descr': '<i8', 'fortran_order': False, 'shape': (1,), }",
-                &[0; 9]
-            ))
-            .contains("9 data bytes")
+            err(&file("{'descr': '<i8', 'fortran_order': False, 'shape': (1,), }", &[0; 9])).contains("9 data bytes")
         );
         assert!(format!("{:#}", parse_u8(&npy_i64(&[1])).unwrap_err()).contains("dtype \"<i8\""));
     }

@@ -71,13 +71,7 @@ pub enum Marker {
 }
 
 /// Markers in the order series get them.
-pub const MARKERS: [Marker; 5] = [
-    Marker::Circle,
-    Marker::Square,
-    Marker::Triangle,
-    Marker::Diamond,
-    Marker::Cross,
-];
+pub const MARKERS: [Marker; 5] = [Marker::Circle, Marker::Square, Marker::Triangle, Marker::Diamond, Marker::Cross];
 
 /// Dashes in the order series get them.
 pub const DASHES: [Dash; 4] = [Dash::Solid, Dash::Dashed, Dash::Dotted, Dash::DashDot];
@@ -96,11 +90,7 @@ pub struct Style {
 impl Style {
     /// The `i`-th colour of the palette with this dash and marker.
     pub fn nth(i: usize, dash: Dash, marker: Marker) -> Self {
-        Self {
-            color: PALETTE[i % PALETTE.len()],
-            dash,
-            marker,
-        }
+        Self { color: PALETTE[i % PALETTE.len()], dash, marker }
     }
 }
 
@@ -146,13 +136,8 @@ pub struct Figure {
 /// Registers the bundled font with plotters (once per process).
 pub fn register_font() -> Result<()> {
     static REGISTERED: OnceLock<bool> = OnceLock::new();
-    let ok = *REGISTERED
-        .get_or_init(|| plotters::style::register_font(FAMILY, FontStyle::Normal, FONT).is_ok());
-    if ok {
-        Ok(())
-    } else {
-        Err(anyhow!("the bundled DejaVuSans.ttf is not a usable font"))
-    }
+    let ok = *REGISTERED.get_or_init(|| plotters::style::register_font(FAMILY, FontStyle::Normal, FONT).is_ok());
+    if ok { Ok(()) } else { Err(anyhow!("the bundled DejaVuSans.ttf is not a usable font")) }
 }
 
 /// Writes `figure` as `dir/stem.png` and `dir/stem.svg`; returns both paths.
@@ -160,16 +145,10 @@ pub fn save(figure: &Figure, dir: &Path, stem: &str) -> Result<Vec<PathBuf>> {
     register_font()?;
     let png = dir.join(format!("{stem}.png"));
     let svg = dir.join(format!("{stem}.svg"));
-    draw(
-        BitMapBackend::new(&png, figure.size).into_drawing_area(),
-        figure,
-    )
-    .map_err(|e| anyhow!("cannot draw {}: {e}", png.display()))?;
-    draw(
-        SVGBackend::new(&svg, figure.size).into_drawing_area(),
-        figure,
-    )
-    .map_err(|e| anyhow!("cannot draw {}: {e}", svg.display()))?;
+    draw(BitMapBackend::new(&png, figure.size).into_drawing_area(), figure)
+        .map_err(|e| anyhow!("cannot draw {}: {e}", png.display()))?;
+    draw(SVGBackend::new(&svg, figure.size).into_drawing_area(), figure)
+        .map_err(|e| anyhow!("cannot draw {}: {e}", svg.display()))?;
     Ok(vec![png, svg])
 }
 
@@ -188,10 +167,7 @@ type DrawResult<DB> = Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::Er
 
 fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, figure: &Figure) -> DrawResult<DB> {
     root.fill(&WHITE)?;
-    let body = root.titled(
-        &figure.title,
-        (FAMILY, TITLE_SIZE).into_font().color(&BLACK),
-    )?;
+    let body = root.titled(&figure.title, (FAMILY, TITLE_SIZE).into_font().color(&BLACK))?;
     let entries = legend_entries(figure);
     let legend_font: TextStyle = (FAMILY, LEGEND_SIZE).into();
     let mut text_width = 0;
@@ -222,11 +198,7 @@ fn legend_entries(figure: &Figure) -> Vec<(String, Style)> {
 
 fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panel: &Panel) -> DrawResult<DB> {
     let mut builder = ChartBuilder::on(area);
-    builder
-        .margin_top(16)
-        .margin_right(24)
-        .margin_left(8)
-        .margin_bottom(8);
+    builder.margin_top(16).margin_right(24).margin_left(8).margin_bottom(8);
     builder.x_label_area_size(64).y_label_area_size(88);
     if let Some(title) = &panel.title {
         builder.caption(title, (FAMILY, CAPTION_SIZE));
@@ -254,21 +226,14 @@ fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panel: &Panel) 
     Ok(())
 }
 
-type Chart<'a, DB> = ChartContext<
-    'a,
-    DB,
-    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
->;
+type Chart<'a, DB> =
+    ChartContext<'a, DB, Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>>;
 
 fn draw_series<DB: DrawingBackend>(chart: &mut Chart<'_, DB>, series: &Series) -> DrawResult<DB> {
     let line = series.style.color.stroke_width(3);
     // A diverged run's NaN or infinite losses are left out rather than drawn off the chart.
-    let points: Vec<(f64, f64)> = series
-        .points
-        .iter()
-        .copied()
-        .filter(|(x, y)| x.is_finite() && y.is_finite())
-        .collect();
+    let points: Vec<(f64, f64)> =
+        series.points.iter().copied().filter(|(x, y)| x.is_finite() && y.is_finite()).collect();
     match series.style.dash {
         Dash::Solid => {
             chart.draw_series(LineSeries::new(points.clone(), line))?;
@@ -291,17 +256,15 @@ fn draw_series<DB: DrawingBackend>(chart: &mut Chart<'_, DB>, series: &Series) -
             chart.draw_series(pts.map(|p| Circle::new(p, 6, fill)))?;
         }
         Marker::Square => {
-            chart.draw_series(
-                pts.map(|p| EmptyElement::at(p) + Rectangle::new([(-5, -5), (5, 5)], fill)),
-            )?;
+            chart.draw_series(pts.map(|p| EmptyElement::at(p) + Rectangle::new([(-5, -5), (5, 5)], fill)))?;
         }
         Marker::Triangle => {
             chart.draw_series(pts.map(|p| TriangleMarker::new(p, 8, fill)))?;
         }
         Marker::Diamond => {
-            chart.draw_series(pts.map(|p| {
-                EmptyElement::at(p) + Polygon::new(vec![(0, -7), (7, 0), (0, 7), (-7, 0)], fill)
-            }))?;
+            chart.draw_series(
+                pts.map(|p| EmptyElement::at(p) + Polygon::new(vec![(0, -7), (7, 0), (0, 7), (-7, 0)], fill)),
+            )?;
         }
         Marker::Cross => {
             chart.draw_series(pts.map(|p| Cross::new(p, 6, series.style.color.stroke_width(3))))?;
@@ -310,10 +273,7 @@ fn draw_series<DB: DrawingBackend>(chart: &mut Chart<'_, DB>, series: &Series) -
     Ok(())
 }
 
-fn draw_legend<DB: DrawingBackend>(
-    area: &DrawingArea<DB, Shift>,
-    entries: &[(String, Style)],
-) -> DrawResult<DB> {
+fn draw_legend<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, entries: &[(String, Style)]) -> DrawResult<DB> {
     let font = TextStyle::from((FAMILY, LEGEND_SIZE)).pos(Pos::new(HPos::Left, VPos::Center));
     for (i, (label, style)) in entries.iter().enumerate() {
         let y = 40 + LEGEND_ROW * i as i32;
@@ -331,27 +291,14 @@ fn draw_legend<DB: DrawingBackend>(
         match style.marker {
             Marker::None => {}
             Marker::Circle => area.draw(&Circle::new(c, 6, fill))?,
-            Marker::Square => area.draw(&Rectangle::new(
-                [(c.0 - 5, c.1 - 5), (c.0 + 5, c.1 + 5)],
-                fill,
-            ))?,
+            Marker::Square => area.draw(&Rectangle::new([(c.0 - 5, c.1 - 5), (c.0 + 5, c.1 + 5)], fill))?,
             Marker::Triangle => area.draw(&TriangleMarker::new(c, 8, fill))?,
-            Marker::Diamond => area.draw(&Polygon::new(
-                vec![
-                    (c.0, c.1 - 7),
-                    (c.0 + 7, c.1),
-                    (c.0, c.1 + 7),
-                    (c.0 - 7, c.1),
-                ],
-                fill,
-            ))?,
+            Marker::Diamond => {
+                area.draw(&Polygon::new(vec![(c.0, c.1 - 7), (c.0 + 7, c.1), (c.0, c.1 + 7), (c.0 - 7, c.1)], fill))?
+            }
             Marker::Cross => area.draw(&Cross::new(c, 6, style.color.stroke_width(3)))?,
         }
-        area.draw(&Text::new(
-            label.as_str(),
-            (x1 + LEGEND_PAD, y),
-            font.clone(),
-        ))?;
+        area.draw(&Text::new(label.as_str(), (x1 + LEGEND_PAD, y), font.clone()))?;
     }
     Ok(())
 }
@@ -389,10 +336,7 @@ fn tick_format(range: &Range<f64>) -> impl Fn(&f64) -> String + use<> {
     move |v: &f64| {
         for d in decimals..decimals + 8 {
             let text = format!("{v:.d$}");
-            if text
-                .parse::<f64>()
-                .is_ok_and(|t| (t - v).abs() <= 1e-9 * (1.0 + v.abs()))
-            {
+            if text.parse::<f64>().is_ok_and(|t| (t - v).abs() <= 1e-9 * (1.0 + v.abs())) {
                 return text
                     .strip_prefix('-')
                     .filter(|t| t.chars().all(|c| c == '0' || c == '.'))
@@ -405,15 +349,8 @@ fn tick_format(range: &Range<f64>) -> impl Fn(&f64) -> String + use<> {
 
 /// `[0, max·(1 + pad)]`, or `[0, 1]` when there is nothing positive.
 pub fn from_zero(values: impl IntoIterator<Item = f64>, pad: f64) -> Range<f64> {
-    let max = values
-        .into_iter()
-        .filter(|v| v.is_finite())
-        .fold(0.0f64, f64::max);
-    if max > 0.0 {
-        0.0..max * (1.0 + pad)
-    } else {
-        0.0..1.0
-    }
+    let max = values.into_iter().filter(|v| v.is_finite()).fold(0.0f64, f64::max);
+    if max > 0.0 { 0.0..max * (1.0 + pad) } else { 0.0..1.0 }
 }
 
 /// The corruption-probability axis: `[0, 1]` with a little room for the markers.
@@ -428,11 +365,7 @@ mod tests {
         let f = tick_format(&(0.0..2.78));
         let labels: Vec<String> = [0.0, 0.5, 1.0, 2.5, -0.0].iter().map(|v| f(v)).collect();
         assert_eq!(labels, ["0.0", "0.5", "1.0", "2.5", "0.0"]);
-        assert_eq!(
-            f(&0.25),
-            "0.25",
-            "a value the step does not cover is not rounded"
-        );
+        assert_eq!(f(&0.25), "0.25", "a value the step does not cover is not rounded");
         let f = tick_format(&P_RANGE);
         assert_eq!((f(&0.2), f(&1.0)), ("0.2".into(), "1.0".into()));
         let f = tick_format(&(-3.0..103.0));
@@ -471,13 +404,7 @@ mod tests {
         let png = std::fs::read(&paths[0]).unwrap();
         assert_eq!(&png[1..4], b"PNG");
         // Width and height of the IHDR chunk.
-        assert_eq!(
-            u32::from_be_bytes([png[16], png[17], png[18], png[19]]),
-            SINGLE.0
-        );
-        assert_eq!(
-            u32::from_be_bytes([png[20], png[21], png[22], png[23]]),
-            SINGLE.1
-        );
+        assert_eq!(u32::from_be_bytes([png[16], png[17], png[18], png[19]]), SINGLE.0);
+        assert_eq!(u32::from_be_bytes([png[20], png[21], png[22], png[23]]), SINGLE.1);
     }
 }

@@ -66,44 +66,34 @@ impl Run {
     /// Reads the run in `dir`; the error names the file that is missing or malformed.
     pub fn load(dir: &Path) -> Result<Self> {
         let config_path = dir.join("config.json");
-        let text = fs::read_to_string(&config_path)
-            .with_context(|| format!("cannot read {}", config_path.display()))?;
-        let saved: SavedConfig = serde_json::from_str(&text)
-            .with_context(|| format!("{} does not parse", config_path.display()))?;
+        let text =
+            fs::read_to_string(&config_path).with_context(|| format!("cannot read {}", config_path.display()))?;
+        let saved: SavedConfig =
+            serde_json::from_str(&text).with_context(|| format!("{} does not parse", config_path.display()))?;
         let metrics_path = dir.join("metrics.csv");
         if !metrics_path.exists() {
             bail!("{} is missing (no epoch finished)", metrics_path.display());
         }
-        let text = fs::read_to_string(&metrics_path)
-            .with_context(|| format!("cannot read {}", metrics_path.display()))?;
-        let metrics =
-            parse_metrics(&text).with_context(|| format!("{}", metrics_path.display()))?;
+        let text =
+            fs::read_to_string(&metrics_path).with_context(|| format!("cannot read {}", metrics_path.display()))?;
+        let metrics = parse_metrics(&text).with_context(|| format!("{}", metrics_path.display()))?;
         if metrics.is_empty() {
             bail!("{} has no epochs", metrics_path.display());
         }
         let results_path = dir.join("results.json");
         let results = if results_path.exists() {
-            let text = fs::read_to_string(&results_path)
-                .with_context(|| format!("cannot read {}", results_path.display()))?;
-            let results: Results = serde_json::from_str(&text)
-                .with_context(|| format!("{} does not parse", results_path.display()))?;
+            let text =
+                fs::read_to_string(&results_path).with_context(|| format!("cannot read {}", results_path.display()))?;
+            let results: Results =
+                serde_json::from_str(&text).with_context(|| format!("{} does not parse", results_path.display()))?;
             Some(results)
         } else {
             None
         };
         let experiment = saved.experiment.unwrap_or_else(|| {
-            dir.file_name().map_or_else(
-                || dir.display().to_string(),
-                |n| n.to_string_lossy().into_owned(),
-            )
+            dir.file_name().map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned())
         });
-        Ok(Self {
-            dir: dir.to_path_buf(),
-            experiment,
-            config: saved.config,
-            metrics,
-            results,
-        })
+        Ok(Self { dir: dir.to_path_buf(), experiment, config: saved.config, metrics, results })
     }
 
     /// Whether `results.json` was written (the run finished).
@@ -126,17 +116,12 @@ impl Run {
         if m.steps > 0 {
             return Some(m.steps);
         }
-        self.results
-            .as_ref()
-            .map(|r| (m.epoch + 1) * r.steps_per_epoch)
+        self.results.as_ref().map(|r| (m.epoch + 1) * r.steps_per_epoch)
     }
 
     /// SGD steps until the train accuracy first reached `threshold` percent, if it did.
     pub fn steps_to_fit(&self, threshold: f64) -> Option<usize> {
-        let m = self
-            .metrics
-            .iter()
-            .find(|m| m.train_acc >= threshold - 1e-9)?;
+        let m = self.metrics.iter().find(|m| m.train_acc >= threshold - 1e-9)?;
         self.steps_at(m)
     }
 }
@@ -148,23 +133,16 @@ pub fn parse_metrics(text: &str) -> Result<Vec<EpochMetrics>> {
         bail!("truncated: the last line has no line break");
     }
     let mut lines = text.lines().enumerate();
-    let Some((_, header)) = lines.next() else {
-        bail!("empty file")
-    };
+    let Some((_, header)) = lines.next() else { bail!("empty file") };
     let names: Vec<&str> = header.split(',').map(str::trim).collect();
     let column = |name: &str| names.iter().position(|n| *n == name);
-    let required =
-        |name: &str| column(name).with_context(|| format!("the header has no {name} column"));
+    let required = |name: &str| column(name).with_context(|| format!("the header has no {name} column"));
     let epoch = required("epoch")?;
     let train_loss = required("train_loss")?;
     let train_acc = required("train_acc")?;
     let val_acc = required("val_acc")?;
     let (lr, val_loss, seconds) = (column("lr"), column("val_loss"), column("seconds"));
-    let (acc_corrupted, acc_clean, steps) = (
-        column("train_acc_corrupted"),
-        column("train_acc_clean"),
-        column("steps"),
-    );
+    let (acc_corrupted, acc_clean, steps) = (column("train_acc_corrupted"), column("train_acc_clean"), column("steps"));
     let mut rows = Vec::new();
     for (index, line) in lines {
         if line.trim().is_empty() {
@@ -173,17 +151,10 @@ pub fn parse_metrics(text: &str) -> Result<Vec<EpochMetrics>> {
         let fields: Vec<&str> = line.split(',').map(str::trim).collect();
         let at = |name: &str| format!("line {}, column {name}", index + 1);
         if fields.len() != names.len() {
-            bail!(
-                "line {} has {} fields, the header {}",
-                index + 1,
-                fields.len(),
-                names.len()
-            );
+            bail!("line {} has {} fields, the header {}", index + 1, fields.len(), names.len());
         }
         let float = |i: usize, name: &str| -> Result<f64> {
-            fields[i]
-                .parse::<f64>()
-                .with_context(|| format!("{}: {:?} is not a number", at(name), fields[i]))
+            fields[i].parse::<f64>().with_context(|| format!("{}: {:?} is not a number", at(name), fields[i]))
         };
         let optional = |i: Option<usize>, name: &str| -> Result<Option<f64>> {
             match i {
@@ -191,17 +162,13 @@ pub fn parse_metrics(text: &str) -> Result<Vec<EpochMetrics>> {
                 _ => Ok(None),
             }
         };
-        let epoch_value: usize = fields[epoch].parse().with_context(|| {
-            format!(
-                "{}: {:?} is not an epoch number",
-                at("epoch"),
-                fields[epoch]
-            )
-        })?;
+        let epoch_value: usize = fields[epoch]
+            .parse()
+            .with_context(|| format!("{}: {:?} is not an epoch number", at("epoch"), fields[epoch]))?;
         let steps_value: usize = match steps {
-            Some(i) if !fields[i].is_empty() => fields[i]
-                .parse()
-                .with_context(|| format!("{}: {:?} is not a step count", at("steps"), fields[i]))?,
+            Some(i) if !fields[i].is_empty() => {
+                fields[i].parse().with_context(|| format!("{}: {:?} is not a step count", at("steps"), fields[i]))?
+            }
             _ => 0,
         };
         rows.push(EpochMetrics {
@@ -255,10 +222,7 @@ pub fn load_runs(dirs: &[PathBuf], notes: &mut Vec<String>) -> Result<Vec<Run>> 
     for root in dirs {
         let found = find_run_dirs(root)?;
         if found.is_empty() {
-            bail!(
-                "no run directory (one with a config.json) in {}",
-                root.display()
-            );
+            bail!("no run directory (one with a config.json) in {}", root.display());
         }
         for dir in found {
             if runs.iter().any(|r: &Run| r.dir == dir) {
@@ -305,22 +269,16 @@ mod tests {
         let cut = &text[..text.len() - 9];
         assert!(format!("{:#}", parse_metrics(cut).unwrap_err()).contains("truncated"));
         let bad = text.replacen("100,", "1o0,", 1);
-        assert!(
-            format!("{:#}", parse_metrics(&bad).unwrap_err()).contains("line 3, column train_acc")
-        );
+        assert!(format!("{:#}", parse_metrics(&bad).unwrap_err()).contains("line 3, column train_acc"));
         let short = format!("{}3,0.1\n", text);
-        assert!(
-            format!("{:#}", parse_metrics(&short).unwrap_err()).contains("line 4 has 2 fields")
-        );
+        assert!(format!("{:#}", parse_metrics(&short).unwrap_err()).contains("line 4 has 2 fields"));
         assert!(format!("{:#}", parse_metrics("epoch,lr\n").unwrap_err()).contains("train_loss"));
     }
 
     #[test]
     fn steps_to_fit_uses_the_first_epoch_at_the_threshold() {
         let dir = std::env::temp_dir();
-        let config = crate::cli::TrainArgs::parse_args(&["--data", "synthetic"])
-            .into_config()
-            .0;
+        let config = crate::cli::TrainArgs::parse_args(&["--data", "synthetic"]).into_config().0;
         let mut run = Run {
             dir,
             experiment: "x".into(),
@@ -331,18 +289,9 @@ mod tests {
         assert_eq!(run.steps_to_fit(100.0), Some(6));
         assert_eq!(run.steps_to_fit(40.0), Some(3));
         run.metrics[1].steps = 0;
-        assert_eq!(
-            run.steps_to_fit(100.0),
-            None,
-            "no step count without results.json"
-        );
-        run.results = Some(Results {
-            param_count: 1,
-            epochs_completed: 3,
-            steps_per_epoch: 4,
-            last: None,
-            time_to_fit: None,
-        });
+        assert_eq!(run.steps_to_fit(100.0), None, "no step count without results.json");
+        run.results =
+            Some(Results { param_count: 1, epochs_completed: 3, steps_per_epoch: 4, last: None, time_to_fit: None });
         assert_eq!(run.steps_to_fit(100.0), Some(8));
         assert_eq!(run.last().epoch, 2);
     }

@@ -56,11 +56,7 @@ pub fn labels_text(run: &Run) -> String {
         Randomization::RandomPixels => "random pixels",
         Randomization::Gaussian => "Gaussian",
     };
-    if p > 0.0 {
-        format!("{images}, {labels} labels")
-    } else {
-        images.to_string()
-    }
+    if p > 0.0 { format!("{images}, {labels} labels") } else { images.to_string() }
 }
 
 /// The rows for the finished runs, in the paper's order: by model, then true labels (random
@@ -68,13 +64,7 @@ pub fn labels_text(run: &Run) -> String {
 pub fn rows(runs: &[Run]) -> Vec<Row> {
     let mut finished: Vec<&Run> = runs.iter().filter(|r| r.finished()).collect();
     finished.sort_by(|a, b| {
-        let key = |r: &Run| {
-            (
-                model_rank(&r.config),
-                model_name(&r.config),
-                randomization_rank(&r.config),
-            )
-        };
+        let key = |r: &Run| (model_rank(&r.config), model_name(&r.config), randomization_rank(&r.config));
         let (ca, cb) = (&a.config, &b.config);
         key(a)
             .cmp(&key(b))
@@ -127,26 +117,14 @@ pub fn markdown(rows: &[Row]) -> String {
     datasets.dedup();
     let mut md = format!(
         "# Table 1: train and test accuracy (%) — {}\n\n",
-        datasets
-            .iter()
-            .map(|d| d.to_uppercase())
-            .collect::<Vec<_>>()
-            .join(", ")
+        datasets.iter().map(|d| d.to_uppercase()).collect::<Vec<_>>().join(", ")
     );
     md.push_str("| model | # params | random crop | weight decay | labels | train accuracy | test accuracy |\n");
     md.push_str("|---|---:|:---:|:---:|---|---:|---:|\n");
     let mut previous = "";
     for row in rows {
-        let model = if row.model == previous {
-            ""
-        } else {
-            row.model.as_str()
-        };
-        let params = if row.model == previous {
-            String::new()
-        } else {
-            thousands(row.parameters)
-        };
+        let model = if row.model == previous { "" } else { row.model.as_str() };
+        let params = if row.model == previous { String::new() } else { thousands(row.parameters) };
         previous = &row.model;
         let dagger = if row.clean_test_labels { "" } else { " †" };
         md.push_str(&format!(
@@ -188,12 +166,7 @@ pub fn csv(rows: &[Row]) -> Csv {
             row.labels.clone(),
             num(Some(row.train_accuracy)),
             num(Some(row.test_accuracy)),
-            (if row.clean_test_labels {
-                "clean"
-            } else {
-                "corrupted"
-            })
-            .into(),
+            (if row.clean_test_labels { "clean" } else { "corrupted" }).into(),
             row.data.clone(),
             row.epochs.to_string(),
             row.run.clone(),
@@ -206,9 +179,7 @@ pub fn csv(rows: &[Row]) -> Csv {
 pub fn table1(runs: &[Run], out: &Path) -> Result<Outcome> {
     let rows = rows(runs);
     if rows.is_empty() {
-        return Ok(Outcome::Skipped(
-            "no finished run (none has a results.json)".into(),
-        ));
+        return Ok(Outcome::Skipped("no finished run (none has a results.json)".into()));
     }
     let md_path = out.join("table1.md");
     write_atomic(&md_path, markdown(&rows).as_bytes())?;
@@ -239,18 +210,9 @@ mod tests {
 
     #[test]
     fn markdown_follows_the_paper_layout() {
-        let md = markdown(&[
-            row("Inception", "true", true),
-            row("Inception", "random", false),
-        ]);
-        assert!(
-            md.contains("| Inception | 1,649,402 | no | no | true | 100.00 | 9.78 |\n"),
-            "{md}"
-        );
-        assert!(
-            md.contains("|  |  | no | no | random | 100.00 | 9.78 † |\n"),
-            "{md}"
-        );
+        let md = markdown(&[row("Inception", "true", true), row("Inception", "random", false)]);
+        assert!(md.contains("| Inception | 1,649,402 | no | no | true | 100.00 | 9.78 |\n"), "{md}");
+        assert!(md.contains("|  |  | no | no | random | 100.00 | 9.78 † |\n"), "{md}");
         assert!(md.contains("† scored against"));
         assert!(md.starts_with("# Table 1: train and test accuracy (%) — CIFAR10"));
         assert_eq!(thousands(369_498), "369,498");

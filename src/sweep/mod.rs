@@ -69,13 +69,8 @@ impl Sweep {
     pub fn load(spec_path: &Path, out: Option<&Path>) -> Result<Self> {
         let spec = SweepSpec::load(spec_path)?;
         let invalid = |e: anyhow::Error| anyhow::anyhow!("invalid sweep file {}: {e:#}", spec_path.display());
-        let points = spec
-            .expand()
-            .map_err(invalid)?
-            .iter()
-            .map(Point::new)
-            .collect::<Result<Vec<_>>>()
-            .map_err(invalid)?;
+        let points =
+            spec.expand().map_err(invalid)?.iter().map(Point::new).collect::<Result<Vec<_>>>().map_err(invalid)?;
         let mut seen: HashMap<&str, usize> = HashMap::new();
         for p in &points {
             if let Some(first) = seen.insert(&p.dir_name, p.index) {
@@ -113,12 +108,8 @@ impl Sweep {
             }
         }
         let summary = counts.iter().map(|(k, n)| format!("{n} {k}")).collect::<Vec<_>>().join(", ");
-        let mut text = format!(
-            "sweep {}: {} points in {} ({summary})\n",
-            self.spec.name,
-            self.points.len(),
-            self.out.display()
-        );
+        let mut text =
+            format!("sweep {}: {} points in {} ({summary})\n", self.spec.name, self.points.len(), self.out.display());
         for (p, s) in self.points.iter().zip(&statuses) {
             text.push_str(&format!("{:>4}  {:<20}  {}  [{}]\n", p.index, s.to_string(), p.dir_name, p.label));
         }
@@ -155,7 +146,13 @@ pub fn run(args: &SweepArgs) -> Result<()> {
 
 /// `rethink report OUT --out REPORT_DIR` with the report's defaults.
 fn report(out: &Path, report_dir: &Path) -> Result<()> {
-    let argv = ["rethink".into(), "report".into(), out.as_os_str().to_owned(), "--out".into(), report_dir.as_os_str().to_owned()];
+    let argv = [
+        "rethink".into(),
+        "report".into(),
+        out.as_os_str().to_owned(),
+        "--out".into(),
+        report_dir.as_os_str().to_owned(),
+    ];
     match <crate::cli::Cli as clap::Parser>::try_parse_from(argv)?.command {
         crate::cli::Command::Report(args) => crate::report::run(&args),
         _ => unreachable!("parsed a report command"),

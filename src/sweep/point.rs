@@ -210,12 +210,9 @@ impl Point {
                 return Status::Done;
             }
         }
-        let epochs = std::fs::read_to_string(dir.join("metrics.csv")).map_or(0, |t| t.lines().count().saturating_sub(1));
-        if dir.join("checkpoint.safetensors").exists() {
-            Status::Partial { epochs }
-        } else {
-            Status::Pending
-        }
+        let epochs =
+            std::fs::read_to_string(dir.join("metrics.csv")).map_or(0, |t| t.lines().count().saturating_sub(1));
+        if dir.join("checkpoint.safetensors").exists() { Status::Partial { epochs } } else { Status::Pending }
     }
 }
 

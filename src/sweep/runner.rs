@@ -29,8 +29,7 @@ pub fn run_one(sweep: &Sweep, index: usize) -> Result<()> {
     }
     println!("point {index} of {}: {} [{}]", sweep.points.len(), point.dir_name, point.label);
     let (config, options) = point.train_args(&sweep.out)?.into_config();
-    crate::train::trainer::train(&config, &options)
-        .with_context(|| format!("point {index} ({})", point.dir_name))?;
+    crate::train::trainer::train(&config, &options).with_context(|| format!("point {index} ({})", point.dir_name))?;
     Ok(())
 }
 

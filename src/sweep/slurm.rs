@@ -127,9 +127,11 @@ mod tests {
         assert!(text.contains("#SBATCH --output=/r/slurm/%A_%a.out\n"));
         assert!(text.contains("#SBATCH --partition=gpu\n#SBATCH --gres=gpu:1\n"));
         assert!(text.contains("cd '/home/u/it'\\''s'\n"));
-        assert!(text.ends_with(
-            "exec '/bin/rethink' sweep '/r/fig1.sweep.toml' --out '/r' --index \"$SLURM_ARRAY_TASK_ID\"\n"
-        ));
+        assert!(
+            text.ends_with(
+                "exec '/bin/rethink' sweep '/r/fig1.sweep.toml' --out '/r' --index \"$SLURM_ARRAY_TASK_ID\"\n"
+            )
+        );
         // All #SBATCH lines come before the first command, or sbatch ignores them.
         let first_command = text.lines().position(|l| !l.starts_with('#')).unwrap();
         assert!(text.lines().skip(first_command).all(|l| !l.starts_with("#SBATCH")));

@@ -59,8 +59,8 @@ const RESERVED: [&str; 5] = ["out", "resume", "run-name", "no-progress", "help"]
 impl SweepSpec {
     /// Reads and parses the sweep file at `path`.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read sweep file {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("cannot read sweep file {}", path.display()))?;
         let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("sweep");
         Self::parse(&text, stem).with_context(|| format!("invalid sweep file {}", path.display()))
     }

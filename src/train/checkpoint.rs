@@ -54,13 +54,10 @@ impl Checkpoint {
                 buffers.push((format!("{prefix}{name}"), shape, data.as_bytes().to_vec()));
             }
         }
-        let views = buffers
-            .iter()
-            .map(|(name, shape, bytes)| {
-                let view = TensorView::new(Dtype::F32, shape.clone(), bytes)
-                    .expect("tensor bytes match their shape");
-                (name.clone(), view)
-            });
+        let views = buffers.iter().map(|(name, shape, bytes)| {
+            let view = TensorView::new(Dtype::F32, shape.clone(), bytes).expect("tensor bytes match their shape");
+            (name.clone(), view)
+        });
         let mut meta: HashMap<String, String> = self.meta.clone().into_iter().collect();
         meta.insert("format".into(), FORMAT.into());
         meta.insert("next_epoch".into(), self.next_epoch.to_string());
@@ -72,15 +69,13 @@ impl Checkpoint {
     /// Reads a checkpoint, refusing (with the file's name) anything that is not a complete
     /// rethink checkpoint.
     pub fn load(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path)
-            .with_context(|| format!("cannot read checkpoint {}", path.display()))?;
+        let bytes = std::fs::read(path).with_context(|| format!("cannot read checkpoint {}", path.display()))?;
         Self::parse(&bytes).with_context(|| format!("corrupt checkpoint {}", path.display()))
     }
 
     fn parse(bytes: &[u8]) -> Result<Self> {
         let (_, header) = SafeTensors::read_metadata(bytes).context("not a safetensors file")?;
-        let mut meta: BTreeMap<String, String> =
-            header.metadata().clone().unwrap_or_default().into_iter().collect();
+        let mut meta: BTreeMap<String, String> = header.metadata().clone().unwrap_or_default().into_iter().collect();
         if meta.remove("format").as_deref() != Some(FORMAT) {
             bail!("not a {FORMAT} file");
         }
@@ -133,6 +128,19 @@ mod tests {
         assert_eq!(back.model["fc.weight"].try_to_vec::<f32>().unwrap(), vec![1.0, 2.0, 3.0, 4.0]);
         assert_eq!(back.velocity["fc.weight"].shape().to_vec(), vec![4]);
         assert_eq!(back.get::<Vec<f64>>("history").unwrap(), vec![1.5, 2.5]);
+    }
+
+    #[test]
+    fn metadata_floats_round_trip_exactly() {
+        // Values whose shortest decimal form serde_json's default (fast, inexact) parser reads
+        // back one ulp off: seen as resumed metrics.csv files differing in the last digit.
+        let values = vec![28.733905579399142f64, 2.1418980267030974, 0.1 + 0.2, 1e-300, 123456.78901234567];
+        let mut ckpt = sample();
+        ckpt.put("values", &values);
+        let back: Vec<f64> = ckpt.get("values").unwrap();
+        for (a, b) in values.iter().zip(&back) {
+            assert_eq!(a.to_bits(), b.to_bits(), "{a} came back as {b}");
+        }
     }
 
     #[test]

@@ -153,11 +153,7 @@ impl TrainConfig {
 
     /// The Wide ResNet shape these settings ask for.
     pub fn wrn(&self) -> WrnSpec {
-        WrnSpec {
-            depth: self.wrn_depth,
-            widen_factor: self.wrn_widen_factor,
-            droprate: self.wrn_droprate,
-        }
+        WrnSpec { depth: self.wrn_depth, widen_factor: self.wrn_widen_factor, droprate: self.wrn_droprate }
     }
 
     /// The network to build for images of shape `[C, H, W]`.

@@ -49,8 +49,8 @@ pub fn run_epoch(ctx: &EpochContext, mut model: Model, sgd: &mut Sgd, epoch: usi
     let started = Instant::now();
     let lr = config.lr_schedule.at(config.learning_rate, epoch);
     let train_steps = data.train.len().div_ceil(config.batch_size);
-    let eval_steps = data.val.len().div_ceil(config.batch_size)
-        + if config.eval_full_trainset { train_steps } else { 0 };
+    let eval_steps =
+        data.val.len().div_ceil(config.batch_size) + if config.eval_full_trainset { train_steps } else { 0 };
     let bar = epoch_bar(epoch, config.epochs, (train_steps + eval_steps) as u64, ctx.progress);
     device.seed(rng::backend_seed(config.seed, Purpose::Dropout, epoch as u64));
     let mut order: Vec<usize> = (0..data.train.len()).collect();
@@ -134,4 +134,3 @@ pub fn train_step(model: Model, sgd: &mut Sgd, images: Tensor<4>, targets: Tenso
     let model = sgd.step(lr, model, grads);
     StepResult { model, logits: logits.detach(), loss: loss_value }
 }
-

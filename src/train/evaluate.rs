@@ -49,10 +49,8 @@ pub fn evaluate(
     for chunk in indices.chunks(batch_size) {
         let batch = make_batch(pipeline, &split.images, &split.labels, chunk, None, device);
         let logits = model.forward(batch.images);
-        let loss_sum: f64 =
-            per_example_loss(logits.clone(), batch.targets).sum().into_scalar::<f32>() as f64;
-        let hits: Vec<bool> =
-            predictions(logits).iter().zip(&batch.labels).map(|(p, l)| p == l).collect();
+        let loss_sum: f64 = per_example_loss(logits.clone(), batch.targets).sum().into_scalar::<f32>() as f64;
+        let hits: Vec<bool> = predictions(logits).iter().zip(&batch.labels).map(|(p, l)| p == l).collect();
         let n_correct = hits.iter().filter(|&&h| h).count();
         tally.add(loss_sum / chunk.len() as f64, n_correct, chunk.len());
         correct.extend(hits);

@@ -3,6 +3,7 @@
 use super::config::TrainConfig;
 use super::metrics::EpochMetrics;
 use crate::atomic::write_atomic;
+use crate::data::download::hex;
 use crate::data::prepared::PreparedData;
 use anyhow::Result;
 use md5::{Digest, Md5};
@@ -89,5 +90,5 @@ pub fn data_fingerprint(data: &PreparedData) -> String {
         hasher.update(&split.labels);
         hasher.update(split.corrupted.iter().map(|&c| c as u8).collect::<Vec<_>>());
     }
-    hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    hex(&hasher.finalize())
 }

@@ -44,11 +44,7 @@ pub fn experiment_name(config: &TrainConfig) -> String {
         }
         Arch::Inception | Arch::InceptionNobn | Arch::Alexnet => name.push_str(config.arch.name()),
     }
-    name.push_str(&format!(
-        "_lr{}_mmt{}",
-        python_str(config.learning_rate),
-        python_str(config.momentum)
-    ));
+    name.push_str(&format!("_lr{}_mmt{}", python_str(config.learning_rate), python_str(config.momentum)));
     if config.weight_decay > 0.0 {
         name.push_str(&format!("_Wd{}", python_str(config.weight_decay)));
     } else {
@@ -90,12 +86,7 @@ pub fn python_g(x: f64) -> String {
     if (-4..6).contains(&exp) {
         trim(format!("{:.*}", (5 - exp).max(0) as usize, x))
     } else {
-        format!(
-            "{}e{}{:02}",
-            trim(mantissa.to_string()),
-            if exp < 0 { '-' } else { '+' },
-            exp.abs()
-        )
+        format!("{}e{}{:02}", trim(mantissa.to_string()), if exp < 0 { '-' } else { '+' }, exp.abs())
     }
 }
 
@@ -163,9 +154,13 @@ impl RunDir {
     /// opens today's `LOG.<yymmdd>.txt` for appending.
     pub fn open(root: &Path, name: &str) -> Result<Self> {
         let path = root.join(name);
-        fs::create_dir_all(&path)
-            .with_context(|| format!("cannot create run directory {}", path.display()))?;
+        fs::create_dir_all(&path).with_context(|| format!("cannot create run directory {}", path.display()))?;
         let lock = lock_run_dir(&path)?;
+        // With the lock held, no other process writes here: temporary files are leftovers
+        // of a run killed mid-write.
+        for dir in [path.clone(), path.join("tb")] {
+            crate::atomic::remove_stale_temp_files(&dir)?;
+        }
         let log_path = path.join(format!("LOG.{}.txt", chrono::Local::now().format("%y%m%d")));
         let log = OpenOptions::new()
             .create(true)
@@ -178,9 +173,44 @@ impl RunDir {
     /// Prints `line` on stdout and appends it to the log file.
     pub fn log(&mut self, line: &str) -> Result<()> {
         println!("{line}");
+        self.append_log(line)
+    }
+
+    /// Appends `line` to the log file only.
+    fn append_log(&mut self, line: &str) -> Result<()> {
         writeln!(self.log, "{line}")
             .and_then(|_| self.log.flush())
             .with_context(|| format!("cannot write the log in {}", self.path.display()))
+    }
+
+    /// Appends the lines of the epochs in `history` that no `LOG.*.txt` of the run has yet (a
+    /// run killed after its checkpoint but before its log line), so the logs show every epoch
+    /// once, in order.
+    pub fn catch_up_log(&mut self, history: &[EpochMetrics]) -> Result<()> {
+        let logged = self.last_logged_epoch()?;
+        for m in history.iter().filter(|m| logged.is_none_or(|last| m.epoch > last)) {
+            self.append_log(&m.log_line())?;
+        }
+        Ok(())
+    }
+
+    /// The highest epoch with a line in the run's `LOG.*.txt` files.
+    fn last_logged_epoch(&self) -> Result<Option<usize>> {
+        let entries =
+            fs::read_dir(&self.path).with_context(|| format!("cannot read run directory {}", self.path.display()))?;
+        let mut last = None;
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !(name.starts_with("LOG.") && name.ends_with(".txt")) {
+                continue;
+            }
+            let text = fs::read_to_string(entry.path())
+                .with_context(|| format!("cannot read log file {}", entry.path().display()))?;
+            let epochs =
+                text.lines().filter(|l| l.contains(": Acc-tr:")).filter_map(|l| l.split(':').next()?.parse().ok());
+            last = last.max(epochs.max());
+        }
+        Ok(last)
     }
 
     /// Writes `config.json` (settings, version, experiment name).

@@ -37,9 +37,7 @@ impl LrSchedule {
     /// Learning rate for 0-based `epoch` given the base rate.
     pub fn at(self, base: f64, epoch: usize) -> f64 {
         match self {
-            LrSchedule::Step => {
-                base * 0.1f64.powi((epoch / 150) as i32) * 0.1f64.powi((epoch / 225) as i32)
-            }
+            LrSchedule::Step => base * 0.1f64.powi((epoch / 150) as i32) * 0.1f64.powi((epoch / 225) as i32),
             LrSchedule::Exp { decay } => base * decay.powi(epoch as i32),
         }
     }

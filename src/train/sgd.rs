@@ -47,10 +47,7 @@ impl Sgd {
     /// Restores momentum buffers saved by [`Sgd::state`], on `device`.
     pub fn load_state(&mut self, state: BTreeMap<String, TensorData>, device: &Device) {
         let device = device.clone().without_autodiff();
-        self.velocity = state
-            .into_iter()
-            .map(|(k, data)| (k, Tensor::<1>::from_data(data, &device)))
-            .collect();
+        self.velocity = state.into_iter().map(|(k, data)| (k, Tensor::<1>::from_data(data, &device))).collect();
     }
 }
 

@@ -119,21 +119,14 @@ pub fn epoch_scalars(m: &EpochMetrics) -> Vec<(&'static str, f64)> {
 /// "relative" time axis is therefore exact; its "wall" axis shows dates in January 1970.
 pub fn encode_events(history: &[EpochMetrics]) -> Vec<u8> {
     let mut out = Vec::new();
-    let header = Event {
-        wall_time: 0.0,
-        step: 0,
-        what: Some(What::FileVersion(FILE_VERSION.into())),
-    };
+    let header = Event { wall_time: 0.0, step: 0, what: Some(What::FileVersion(FILE_VERSION.into())) };
     frame_record(&prost::Message::encode_to_vec(&header), &mut out);
     let mut wall_time = 0.0;
     for m in history {
         wall_time += m.seconds;
         let value = epoch_scalars(m)
             .into_iter()
-            .map(|(tag, v)| Value {
-                tag: tag.into(),
-                value: Some(Scalar::SimpleValue(v as f32)),
-            })
+            .map(|(tag, v)| Value { tag: tag.into(), value: Some(Scalar::SimpleValue(v as f32)) })
             .collect();
         let event = Event {
             wall_time,
@@ -160,9 +153,7 @@ pub fn frame_record(data: &[u8], out: &mut Vec<u8>) {
 /// `0xa282ead8` (wrapping). TensorFlow masks CRCs stored next to data they cover, since
 /// computing the CRC of a string that holds CRCs is otherwise error-prone.
 pub fn masked_crc32c(bytes: &[u8]) -> u32 {
-    crc32c::crc32c(bytes)
-        .rotate_right(15)
-        .wrapping_add(0xa282_ead8)
+    crc32c::crc32c(bytes).rotate_right(15).wrapping_add(0xa282_ead8)
 }
 
 #[cfg(test)]
@@ -187,10 +178,7 @@ mod tests {
     }
 
     fn hex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
     }
 
     fn epoch(epoch: usize, partial: bool) -> EpochMetrics {
@@ -212,11 +200,7 @@ mod tests {
     fn masked_crc_matches_tensorflow() {
         // Expected values from tensorboard.compat.tensorflow_stub.pywrap_tensorflow.masked_crc32c.
         assert_eq!(masked_crc32c(b""), 0xa282_ead8);
-        assert_eq!(
-            crc32c::crc32c(b"123456789"),
-            0xe306_9283,
-            "CRC32C check value"
-        );
+        assert_eq!(crc32c::crc32c(b"123456789"), 0xe306_9283, "CRC32C check value");
         assert_eq!(masked_crc32c(b"123456789"), 0xc78a_b0e5);
         assert_eq!(masked_crc32c(&24u64.to_le_bytes()), 0x224b_7fa3);
     }
@@ -234,10 +218,7 @@ mod tests {
             wall_time: 1.5,
             step: 8,
             what: Some(What::Summary(Summary {
-                value: vec![Value {
-                    tag: "loss/train".into(),
-                    value: Some(Scalar::SimpleValue(2.25)),
-                }],
+                value: vec![Value { tag: "loss/train".into(), value: Some(Scalar::SimpleValue(2.25)) }],
             })),
         };
         let mut framed = Vec::new();
@@ -256,9 +237,7 @@ mod tests {
             let event = Event::decode(data.as_slice()).unwrap();
             assert_eq!(event.step, m.steps as i64);
             assert_eq!(event.wall_time, 1.25 * (m.epoch + 1) as f64);
-            let Some(What::Summary(summary)) = event.what else {
-                panic!("not a summary: {event:?}")
-            };
+            let Some(What::Summary(summary)) = event.what else { panic!("not a summary: {event:?}") };
             let got: Vec<(String, f32)> = summary
                 .value
                 .into_iter()
@@ -267,16 +246,10 @@ mod tests {
                     None => panic!("no value for {}", v.tag),
                 })
                 .collect();
-            let want: Vec<(String, f32)> = epoch_scalars(m)
-                .into_iter()
-                .map(|(t, v)| (t.to_string(), v as f32))
-                .collect();
+            let want: Vec<(String, f32)> =
+                epoch_scalars(m).into_iter().map(|(t, v)| (t.to_string(), v as f32)).collect();
             assert_eq!(got, want);
-            assert_eq!(
-                got.len(),
-                if m.epoch > 0 { 7 } else { 5 },
-                "clean/corrupted only when present"
-            );
+            assert_eq!(got.len(), if m.epoch > 0 { 7 } else { 5 }, "clean/corrupted only when present");
         }
     }
 
@@ -288,10 +261,6 @@ mod tests {
         write_events(dir.path(), &history[..1]).unwrap();
         let bytes = std::fs::read(events_path(dir.path())).unwrap();
         assert_eq!(bytes, encode_events(&history[..1]));
-        assert_eq!(
-            std::fs::read_dir(dir.path().join("tb")).unwrap().count(),
-            1,
-            "no temp file left"
-        );
+        assert_eq!(std::fs::read_dir(dir.path().join("tb")).unwrap().count(), 1, "no temp file left");
     }
 }

@@ -127,8 +127,13 @@ pub fn train(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary> {
             );
         }
         state = state.restore(&run.checkpoint_path(), config, &fingerprint, &device)?;
+        // A run killed between its checkpoint and its log line: log the epochs it misses.
+        run.catch_up_log(&state.history)?;
     } else if options.resume {
-        eprintln!("note: no checkpoint in {}, starting from epoch 0", run.path.display());
+        eprintln!(
+            "note: --resume found no checkpoint at {}: starting a new run from epoch 0",
+            run.checkpoint_path().display()
+        );
     }
     run.write_config(config, &experiment)?;
     let corrupted: Vec<u8> = data.train.corrupted.iter().map(|&c| c as u8).collect();
@@ -151,12 +156,15 @@ pub fn train(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary> {
         let (model, outcome) = run_epoch(&ctx, state.model, &mut state.sgd, epoch)?;
         state.model = model;
         state.tracker.update(epoch, &outcome.train_correct);
-        run.log(&outcome.metrics.log_line())?;
+        let line = outcome.metrics.log_line();
         state.history.push(outcome.metrics);
         state.next_epoch = epoch + 1;
         run.write_metrics(&state.history)?;
         state.tracker.save_npy(&run.path.join("fitted_epoch.npy"))?;
         state.save(&run.checkpoint_path(), config, &fingerprint)?;
+        // Logged once the checkpoint holds the epoch: a run killed before that redoes the
+        // epoch on resume, and its line appears once.
+        run.log(&line)?;
     }
     let steps_per_epoch = data.train.len().div_ceil(config.batch_size);
     let results = RunResults::new(config, &experiment, param_count, &state.history, steps_per_epoch);

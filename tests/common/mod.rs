@@ -43,10 +43,7 @@ impl Server {
 pub fn serve(routes: &[(&str, Reply)]) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let routes: HashMap<String, Reply> = routes
-        .iter()
-        .map(|(p, r)| (p.to_string(), r.clone()))
-        .collect();
+    let routes: HashMap<String, Reply> = routes.iter().map(|(p, r)| (p.to_string(), r.clone())).collect();
     let hits = Arc::new(AtomicUsize::new(0));
     let counter = hits.clone();
     thread::spawn(move || {
@@ -87,10 +84,7 @@ fn answer(mut s: TcpStream, routes: &HashMap<String, Reply>) -> std::io::Result<
 }
 
 pub fn md5_hex(data: &[u8]) -> String {
-    Md5::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    rethink::data::download::hex(&Md5::digest(data))
 }
 
 /// The `rethink` binary under test.
@@ -101,11 +95,7 @@ pub fn rethink() -> Command {
 /// Runs `rethink args…`, asserting success; returns stdout.
 pub fn run_ok(args: &[&str]) -> String {
     let out = rethink().args(args).output().expect("binary runs");
-    assert!(
-        out.status.success(),
-        "rethink {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "rethink {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -114,25 +104,11 @@ pub fn run_ok(args: &[&str]) -> String {
 pub fn run_err(args: &[&str]) -> String {
     let out: Output = rethink().args(args).output().expect("binary runs");
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(
-        !out.status.success(),
-        "rethink {args:?} should fail; stderr: {stderr}"
-    );
-    assert_ne!(
-        out.status.code(),
-        Some(101),
-        "rethink {args:?} panicked: {stderr}"
-    );
-    assert!(
-        !stderr.contains("panicked"),
-        "rethink {args:?} panicked: {stderr}"
-    );
+    assert!(!out.status.success(), "rethink {args:?} should fail; stderr: {stderr}");
+    assert_ne!(out.status.code(), Some(101), "rethink {args:?} panicked: {stderr}");
+    assert!(!stderr.contains("panicked"), "rethink {args:?} panicked: {stderr}");
     let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(
-        lines.len(),
-        1,
-        "expected a one-line error for {args:?}, got:\n{stderr}"
-    );
+    assert_eq!(lines.len(), 1, "expected a one-line error for {args:?}, got:\n{stderr}");
     lines[0].to_string()
 }
 
