@@ -192,7 +192,7 @@ fn reports_every_figure_and_table_from_real_runs() {
     }
     let shuffled = run_named(root, "shuffled");
     let last = last_metrics(&shuffled);
-    let row = rows.iter().filter(|r| r["run"] == shuffled.display().to_string()).last().unwrap();
+    let row = rows.iter().rfind(|r| r["run"] == shuffled.display().to_string()).unwrap();
     assert_eq!((float(&row["train_loss"]), &row["steps"]), (float(&last["train_loss"]), &last["steps"]));
 
     // Memorization: the p = 0.5 run; by the last epoch the fitted shares equal the accuracies.

@@ -239,7 +239,7 @@ fn emit_slurm_writes_an_array_script() {
     let text = fs::read_to_string(&script).unwrap();
     assert!(text.contains("#SBATCH --array=0-2%2\n"), "{text}");
     assert!(text.contains("#SBATCH --partition=gpu\n#SBATCH --time=1:00:00\n"), "{text}");
-    assert!(text.contains(&format!("--index \"$SLURM_ARRAY_TASK_ID\"")), "{text}");
+    assert!(text.contains("--index \"$SLURM_ARRAY_TASK_ID\""), "{text}");
     assert!(out.join("slurm").is_dir() && out.join("arr.sweep.toml").is_file());
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(fs::metadata(&script).unwrap().permissions().mode() & 0o111, 0o111);

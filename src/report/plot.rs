@@ -363,7 +363,7 @@ mod tests {
     #[test]
     fn ticks_have_enough_decimals() {
         let f = tick_format(&(0.0..2.78));
-        let labels: Vec<String> = [0.0, 0.5, 1.0, 2.5, -0.0].iter().map(|v| f(v)).collect();
+        let labels: Vec<String> = [0.0, 0.5, 1.0, 2.5, -0.0].iter().map(&f).collect();
         assert_eq!(labels, ["0.0", "0.5", "1.0", "2.5", "0.0"]);
         assert_eq!(f(&0.25), "0.25", "a value the step does not cover is not rounded");
         let f = tick_format(&P_RANGE);
