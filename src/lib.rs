@@ -14,6 +14,7 @@ pub mod data;
 pub mod device;
 pub mod kernel;
 pub mod model;
+pub mod npy;
 pub mod ops;
 pub mod report;
 pub mod rng;

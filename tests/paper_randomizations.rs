@@ -2,14 +2,8 @@
 
 mod common;
 
-use common::{MNIST, run_err, run_ok};
-use std::path::{Path, PathBuf};
-
-fn only_run(out: &Path) -> PathBuf {
-    let dirs: Vec<_> = std::fs::read_dir(out).unwrap().map(|e| e.unwrap().path()).collect();
-    assert_eq!(dirs.len(), 1, "{dirs:?}");
-    dirs[0].clone()
-}
+use common::{MNIST, only_run, run_err, run_ok};
+use std::path::Path;
 
 fn results(run: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(run.join("results.json")).unwrap()).unwrap()

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{MNIST, rethink, run_ok};
+use common::{MNIST, only_run, rethink, run_ok};
 use rethink::train::checkpoint::Checkpoint;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -46,13 +46,6 @@ fn args(out: &Path) -> Vec<String> {
     .map(|s| s.to_string())
     .chain([out.display().to_string()])
     .collect()
-}
-
-/// The single run directory under `out`.
-fn run_dir(out: &Path) -> PathBuf {
-    let dirs: Vec<_> = fs::read_dir(out).unwrap().map(|e| e.unwrap().path()).collect();
-    assert_eq!(dirs.len(), 1, "{dirs:?}");
-    dirs[0].clone()
 }
 
 /// The run directory under `out`, once the run has created it.
@@ -163,7 +156,7 @@ fn killed_anywhere_and_resumed_the_run_writes_the_uninterrupted_bytes() {
     let tmp = tempfile::tempdir().unwrap();
     let (reference, killed) = (tmp.path().join("reference"), tmp.path().join("killed"));
     run_ok(&args(&reference).iter().map(String::as_str).collect::<Vec<_>>());
-    let reference = run_dir(&reference);
+    let reference = only_run(&reference);
     let seconds: Vec<f64> = fs::read_to_string(reference.join("metrics.csv"))
         .unwrap()
         .lines()
@@ -196,7 +189,7 @@ fn killed_anywhere_and_resumed_the_run_writes_the_uninterrupted_bytes() {
     eprintln!("killed the run at {kills} of {} planned points (epoch ≈ {epoch_seconds:.3} s)", plan.len());
     assert!(kills >= 10, "only {kills} kill points were reached");
     run_ok(&args(&out).iter().map(String::as_str).collect::<Vec<_>>());
-    let resumed = run_dir(&out);
+    let resumed = only_run(&out);
 
     let mut compared = 0;
     assert_eq!(metrics(&resumed), metrics(&reference));

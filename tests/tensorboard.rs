@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{MNIST, run_ok};
+use common::{MNIST, only_run, run_ok};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -104,12 +104,6 @@ fn expected(run: &Path) -> BTreeMap<String, Vec<(i64, f64)>> {
         }
     }
     want
-}
-
-fn only_run(out: &Path) -> PathBuf {
-    let dirs: Vec<_> = std::fs::read_dir(out).unwrap().map(|e| e.unwrap().path()).collect();
-    assert_eq!(dirs.len(), 1, "{dirs:?}");
-    dirs[0].clone()
 }
 
 /// Trains the MLP on 600 real MNIST digits with half the labels corrupted.

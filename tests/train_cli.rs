@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{Reply, md5_hex, run_err, run_ok, serve};
+use common::{Reply, md5_hex, only_run, run_err, run_ok, serve};
 use rethink::data::cifar::write_cifar10_archive;
 use rethink::data::corrupt::{DEMO_CORRUPTION_SEED, corrupt_labels};
 use rethink::data::synthetic::{SyntheticSpec, generate};
@@ -32,13 +32,6 @@ fn metrics(run_dir: &Path) -> Vec<Row> {
 
 fn acc(row: &Row, column: usize) -> f64 {
     row.values[column].parse().unwrap()
-}
-
-/// The single run directory under `out`.
-fn only_run(out: &Path) -> std::path::PathBuf {
-    let mut dirs: Vec<_> = std::fs::read_dir(out).unwrap().map(|e| e.unwrap().path()).collect();
-    assert_eq!(dirs.len(), 1, "{dirs:?}");
-    dirs.pop().unwrap()
 }
 
 #[test]

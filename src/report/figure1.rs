@@ -2,7 +2,6 @@
 //! (b) time to fit relative to true labels against the label-corruption level p, and
 //! (c) test error against p — each as PNG, SVG and the CSV of its numbers.
 
-use super::Outcome;
 use super::csv::{Csv, num};
 use super::names::{
     BOOKKEEPING, RANDOMIZATION_KEYS, distinguishing_suffixes, is_label_test, model_name, model_rank,
@@ -10,6 +9,7 @@ use super::names::{
 };
 use super::plot::{self, DASHES, Dash, Figure, MARKERS, Marker, P_RANGE, Panel, Series, Style};
 use super::runs::Run;
+use super::{Outcome, write_figure};
 use crate::train::config::ValLabels;
 use crate::train::run_dir::python_g;
 use anyhow::Result;
@@ -147,7 +147,7 @@ pub fn figure1a(runs: &[Run], out: &Path, notes: &mut Vec<String>) -> Result<Out
         }],
         size: plot::SINGLE,
     };
-    write(&figure, &csv, out, "figure1a")
+    write_figure(&figure, &csv, out, "figure1a")
 }
 
 /// SGD steps to fit relative to the true-label run of each line's mean steps to fit: `None`
@@ -242,7 +242,7 @@ pub fn figure1b(runs: &[Run], threshold: f64, out: &Path, notes: &mut Vec<String
         }],
         size: plot::SINGLE,
     };
-    write(&figure, &csv, out, "figure1b")
+    write_figure(&figure, &csv, out, "figure1b")
 }
 
 /// Figure 1c: test error (against the true test labels) at the end of training, against the
@@ -310,7 +310,7 @@ pub fn figure1c(runs: &[Run], out: &Path) -> Result<Outcome> {
         }],
         size: plot::SINGLE,
     };
-    write(&figure, &csv, out, "figure1c")
+    write_figure(&figure, &csv, out, "figure1c")
 }
 
 /// Averages the values of equal p (repeated runs), sorted by p.
@@ -338,15 +338,6 @@ fn unique(values: impl Iterator<Item = String>) -> Vec<String> {
         }
     }
     out
-}
-
-/// Writes the figure (PNG, SVG) and its CSV under `out`.
-fn write(figure: &Figure, csv: &Csv, out: &Path, stem: &str) -> Result<Outcome> {
-    let mut paths = plot::save(figure, out, stem)?;
-    let csv_path = out.join(format!("{stem}.csv"));
-    csv.save(&csv_path)?;
-    paths.push(csv_path);
-    Ok(Outcome::Written(paths))
 }
 
 #[cfg(test)]

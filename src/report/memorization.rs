@@ -3,13 +3,13 @@
 //! drew ("corrupted"), and the cumulative share of each group fitted by each epoch — the
 //! curves that show clean examples learned first and noisy labels memorized later.
 
-use super::Outcome;
 use super::csv::{Csv, num};
 use super::names::{BOOKKEEPING, distinguishing_suffixes, model_name, model_rank};
-use super::npy;
 use super::plot::{self, Dash, Figure, Marker, Panel, Series, Style};
 use super::runs::Run;
+use super::{Outcome, write_figure};
 use crate::data::randomize::Randomization;
+use crate::npy;
 use crate::train::run_dir::python_g;
 use anyhow::{Result, bail};
 use std::path::Path;
@@ -179,11 +179,7 @@ pub fn memorization(runs: &[Run], out: &Path, notes: &mut Vec<String>) -> Result
         ],
         size: plot::DOUBLE,
     };
-    let mut paths = plot::save(&figure, out, "memorization")?;
-    let csv_path = out.join("memorization.csv");
-    csv.save(&csv_path)?;
-    paths.push(csv_path);
-    Ok(Outcome::Written(paths))
+    write_figure(&figure, &csv, out, "memorization")
 }
 
 #[cfg(test)]

@@ -11,7 +11,6 @@ pub mod csv;
 pub mod figure1;
 pub mod memorization;
 pub mod names;
-pub mod npy;
 pub mod plot;
 pub mod runs;
 pub mod table1;
@@ -41,6 +40,15 @@ pub enum Outcome {
     Written(Vec<PathBuf>),
     /// Not written, for this reason.
     Skipped(String),
+}
+
+/// Writes a figure (PNG, SVG) and the CSV of its numbers under `out`, as `<stem>.*`.
+fn write_figure(figure: &plot::Figure, csv: &csv::Csv, out: &std::path::Path, stem: &str) -> Result<Outcome> {
+    let mut paths = plot::save(figure, out, stem)?;
+    let csv_path = out.join(format!("{stem}.csv"));
+    csv.save(&csv_path)?;
+    paths.push(csv_path);
+    Ok(Outcome::Written(paths))
 }
 
 /// Runs `rethink report`.

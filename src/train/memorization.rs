@@ -3,6 +3,7 @@
 //! examples learned first and noisy ones memorized later.
 
 use crate::atomic::write_atomic;
+use crate::npy::npy_i64;
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -59,31 +60,6 @@ pub fn split_accuracy(correct: &[bool], corrupted: &[bool]) -> SplitAccuracy {
     SplitAccuracy { corrupted: rate(true), clean: rate(false) }
 }
 
-/// A 1-D `.npy` file (format 1.0) of little-endian int64 values.
-pub fn npy_i64(values: &[i64]) -> Vec<u8> {
-    npy("<i8", values.len(), &values.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<_>>())
-}
-
-/// A 1-D `.npy` file (format 1.0) of bytes (numpy `|u1`), e.g. a 0/1 mask.
-pub fn npy_u8(values: &[u8]) -> Vec<u8> {
-    npy("|u1", values.len(), values)
-}
-
-fn npy(descr: &str, len: usize, data: &[u8]) -> Vec<u8> {
-    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': ({len},), }}");
-    // Magic (6) + version (2) + header length (2) + header, padded to a multiple of 64 with a
-    // final newline.
-    let total = 10 + header.len() + 1;
-    header.push_str(&" ".repeat(total.next_multiple_of(64) - total));
-    header.push('\n');
-    let mut out = Vec::with_capacity(10 + header.len() + data.len());
-    out.extend_from_slice(b"\x93NUMPY\x01\x00");
-    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    out.extend_from_slice(header.as_bytes());
-    out.extend_from_slice(data);
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,18 +81,5 @@ mod tests {
         assert_eq!(s.corrupted, Some(50.0));
         assert_eq!(s.clean, Some(100.0));
         assert_eq!(split_accuracy(&[true], &[false]).corrupted, None);
-    }
-
-    #[test]
-    fn npy_layout_is_numpy_format_1() {
-        let bytes = npy_i64(&[-1, 2, 3]);
-        assert_eq!(&bytes[..8], b"\x93NUMPY\x01\x00");
-        let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
-        assert_eq!((10 + header_len) % 64, 0);
-        let header = std::str::from_utf8(&bytes[10..10 + header_len]).unwrap();
-        assert!(header.starts_with("{'descr': '<i8', 'fortran_order': False, 'shape': (3,), }"));
-        assert!(header.ends_with('\n'));
-        assert_eq!(&bytes[10 + header_len..10 + header_len + 8], &(-1i64).to_le_bytes());
-        assert_eq!(bytes.len(), 10 + header_len + 24);
     }
 }

@@ -3,7 +3,7 @@
 use super::checkpoint::Checkpoint;
 use super::config::{TrainConfig, ValLabels};
 use super::epoch::{EpochContext, run_epoch};
-use super::memorization::{FitTracker, npy_u8};
+use super::memorization::FitTracker;
 use super::metrics::EpochMetrics;
 use super::results::{RunResults, data_fingerprint};
 use super::run_dir::{RunDir, experiment_name};
@@ -16,6 +16,7 @@ use crate::data::source::{DataRequest, load_splits};
 use crate::data::synthetic::SyntheticSpec;
 use crate::model::params::load_named_tensors;
 use crate::model::{Model, named_tensors, trainable_param_count};
+use crate::npy::npy_u8;
 use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
 use std::path::{Path, PathBuf};

@@ -87,6 +87,13 @@ pub fn md5_hex(data: &[u8]) -> String {
     rethink::data::download::hex(&Md5::digest(data))
 }
 
+/// The single run directory under `out` (a run's `--out`), asserting there is exactly one.
+pub fn only_run(out: &std::path::Path) -> std::path::PathBuf {
+    let dirs: Vec<_> = std::fs::read_dir(out).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    dirs[0].clone()
+}
+
 /// The `rethink` binary under test.
 pub fn rethink() -> Command {
     Command::new(env!("CARGO_BIN_EXE_rethink"))

@@ -1,6 +1,7 @@
-//! Reading the 1-D `.npy` vectors a run leaves behind (`fitted_epoch.npy`, `corrupted.npy`).
+//! The 1-D `.npy` vectors a run leaves behind (`fitted_epoch.npy`, `corrupted.npy`): written
+//! by `rethink train`, read back by `rethink report`.
 //!
-//! Only what `rethink train` writes is accepted — a 1-D little-endian `int64` or a `uint8`
+//! Reading accepts only what `rethink train` writes — a 1-D little-endian `int64` or a `uint8`
 //! vector — and everything else is refused with an error that says what was found: a wrong
 //! magic string, an unknown format version, a header that is not numpy's dict literal, another
 //! dtype, another shape, or a data section of the wrong length.
@@ -10,6 +11,32 @@ use std::path::Path;
 
 /// The numpy magic string every `.npy` file starts with.
 const MAGIC: &[u8] = b"\x93NUMPY";
+
+/// A 1-D `.npy` file (format 1.0) of little-endian int64 values.
+pub fn npy_i64(values: &[i64]) -> Vec<u8> {
+    npy("<i8", values.len(), &values.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<_>>())
+}
+
+/// A 1-D `.npy` file (format 1.0) of bytes (numpy `|u1`), e.g. a 0/1 mask.
+pub fn npy_u8(values: &[u8]) -> Vec<u8> {
+    npy("|u1", values.len(), values)
+}
+
+fn npy(descr: &str, len: usize, data: &[u8]) -> Vec<u8> {
+    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': ({len},), }}");
+    // Magic (6) + version (2) + header length (2) + header, padded to a multiple of 64 with a
+    // final newline.
+    let total = 10 + header.len() + 1;
+    header.push_str(&" ".repeat(total.next_multiple_of(64) - total));
+    header.push('\n');
+    let mut out = Vec::with_capacity(10 + header.len() + data.len());
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&[1, 0]);
+    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    out.extend_from_slice(data);
+    out
+}
 
 /// What an `.npy` header declares.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -203,7 +230,19 @@ impl Parser<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::train::memorization::{npy_i64, npy_u8};
+
+    #[test]
+    fn npy_layout_is_numpy_format_1() {
+        let bytes = npy_i64(&[-1, 2, 3]);
+        assert_eq!(&bytes[..8], b"\x93NUMPY\x01\x00");
+        let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+        assert_eq!((10 + header_len) % 64, 0);
+        let header = std::str::from_utf8(&bytes[10..10 + header_len]).unwrap();
+        assert!(header.starts_with("{'descr': '<i8', 'fortran_order': False, 'shape': (3,), }"));
+        assert!(header.ends_with('\n'));
+        assert_eq!(&bytes[10 + header_len..10 + header_len + 8], &(-1i64).to_le_bytes());
+        assert_eq!(bytes.len(), 10 + header_len + 24);
+    }
 
     /// A format-1.0 file with `header` (padded like numpy) and `data`.
     fn file(header: &str, data: &[u8]) -> Vec<u8> {
