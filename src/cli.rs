@@ -1,17 +1,13 @@
 //! The command line: `rethink train`, `rethink labels` and `rethink kernel`.
 
-use crate::data::batch::Preprocess;
 use crate::data::randomize::Randomization;
 use crate::data::source::DataKind;
-use crate::device::Backend;
 use crate::kernel::cg::{CgOptions, CgPrecond};
 use crate::kernel::config::{KernelConfig, KernelKind, Precision, SolverChoice};
 use crate::kernel::matrix::KernelFn;
 use crate::kernel::refine::{Method, RefineOptions};
-use crate::model::Arch;
-use crate::train::config::{TrainConfig, ValLabels};
-use crate::train::schedule::{LrSchedule, ScheduleKind};
-use crate::train::trainer::RunOptions;
+use crate::train::config::{DerivedFlags, TrainConfig};
+use crate::train::trainer::{DownloadOptions, RunOptions};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -39,219 +35,27 @@ pub enum Command {
     Report(crate::report::ReportArgs),
 }
 
-/// Where the data come from and how their labels are corrupted.
-#[derive(Debug, Clone, Args)]
-pub struct DataArgs {
-    /// Dataset.
-    #[arg(long, value_enum, default_value = "cifar10")]
-    pub data: DataKind,
-    /// Directory with the dataset files (CIFAR-10: data_batch_1.bin … test_batch.bin, the
-    /// cifar-10-batches-bin/ folder or cifar-10-binary.tar.gz).
-    #[arg(long, default_value = "data")]
-    pub data_dir: PathBuf,
-    /// Download the official archive into --data-dir if it is not there (MD5-checked).
-    #[arg(long)]
-    pub download: bool,
-    /// Download from this URL instead of the official one (a mirror).
-    #[arg(long, value_name = "URL")]
-    pub download_url: Option<String>,
-    /// Expected MD5 of the file at --download-url (default: the official archive's).
-    #[arg(long, value_name = "HEX")]
-    pub download_md5: Option<String>,
-    /// Number of training images of --data synthetic.
-    #[arg(long, default_value_t = 2000)]
-    pub synthetic_train: usize,
-    /// Number of test images of --data synthetic.
-    #[arg(long, default_value_t = 500)]
-    pub synthetic_test: usize,
-    /// Use only the first N training examples.
-    #[arg(long, value_name = "N")]
-    pub train_size: Option<usize>,
-    /// Use only the first N validation (test) examples.
-    #[arg(long, value_name = "N")]
-    pub val_size: Option<usize>,
-    /// Train on the first N examples of the test files and validate on the rest (reads only the
-    /// test files, e.g. the MNIST t10k set alone).
-    #[arg(long, value_name = "N")]
-    pub split_test_set: Option<usize>,
-    /// Number of classes [default: the dataset's, 10 or 100 for cifar100].
-    #[arg(long)]
-    pub num_classes: Option<usize>,
-    /// Randomization test [default: labels if --label-corrupt-prob > 0, else none].
-    #[arg(long, value_enum)]
-    pub randomize: Option<Randomization>,
-    /// Probability that a training label is replaced by a uniform random class.
-    #[arg(long, default_value_t = 0.0, value_name = "P", allow_negative_numbers = true)]
-    pub label_corrupt_prob: f64,
-    /// Seed of numpy's legacy generator used for label corruption (the demo's 12345).
-    #[arg(long, default_value_t = crate::data::corrupt::DEMO_CORRUPTION_SEED)]
-    pub corrupt_seed: u32,
-    /// Score validation against the clean test labels (the paper) or corrupted ones (the demo).
-    #[arg(long, value_enum, default_value = "clean")]
-    pub val_labels: ValLabels,
-    /// Seed of model init, shuffling, augmentation, dropout and synthetic data.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-}
-
-/// Flags of `rethink train` (the demo's, plus seed, data and run management).
+/// Flags of `rethink train`: the run's settings, the flags resolved into settings after parsing,
+/// and run management.
 #[derive(Debug, Clone, Args)]
 pub struct TrainArgs {
+    /// The settings saved in `config.json` (those with a flag of their own).
     #[command(flatten)]
-    pub data: DataArgs,
-    /// Random crop (4-pixel zero padding) and horizontal flip of training images.
-    #[arg(long, overrides_with = "no_data_augmentation")]
-    pub data_augmentation: bool,
-    /// No data augmentation (the default).
-    #[arg(long, overrides_with = "data_augmentation")]
-    pub no_data_augmentation: bool,
-    /// Mini-batch size.
-    #[arg(long, default_value_t = 128)]
-    pub batch_size: usize,
-    /// Number of epochs (0: build data and model, print the parameter count, exit).
-    #[arg(long, default_value_t = 300)]
-    pub epochs: usize,
-    /// Base learning rate.
-    #[arg(long, default_value_t = 0.1, allow_negative_numbers = true)]
-    pub learning_rate: f64,
-    /// Learning-rate schedule: step (×0.1 from epoch 150, ×0.01 from 225) or exp (lr·decay^epoch).
-    #[arg(long, value_enum, default_value = "step")]
-    pub lr_schedule: ScheduleKind,
-    /// Per-epoch factor of --lr-schedule exp (the paper's 0.95).
-    #[arg(long, default_value_t = 0.95, allow_negative_numbers = true)]
-    pub lr_decay: f64,
-    /// Input preprocessing: demo (per-channel normalisation) or paper (centre 28×28 crop +
-    /// per-image whitening).
-    #[arg(long, value_enum, default_value = "demo")]
-    pub preprocess: Preprocess,
-    /// Stop at the first epoch whose train accuracy reaches A percent (time to fit).
-    #[arg(long, value_name = "A", allow_negative_numbers = true)]
-    pub stop_at_train_acc: Option<f64>,
-    /// SGD momentum.
-    #[arg(long, default_value_t = 0.9, allow_negative_numbers = true)]
-    pub momentum: f64,
-    /// L2 weight decay, added to the gradient.
-    #[arg(long, default_value_t = 1e-4, allow_negative_numbers = true)]
-    pub weight_decay: f64,
-    /// After each epoch re-evaluate the whole train set in eval mode (the default).
-    #[arg(long, overrides_with = "no_eval_full_trainset")]
-    pub eval_full_trainset: bool,
-    /// Report the running average over the epoch's mini-batches instead.
-    #[arg(long, overrides_with = "eval_full_trainset")]
-    pub no_eval_full_trainset: bool,
-    /// Architecture: the demo's wide-resnet and mlp, the paper's inception, inception-nobn
-    /// (no BatchNorm) and alexnet.
-    #[arg(long, value_enum, default_value = "wide-resnet")]
-    pub arch: Arch,
-    /// Wide ResNet depth (6n+4).
-    #[arg(long, default_value_t = 28)]
-    pub wrn_depth: usize,
-    /// Wide ResNet widen factor.
-    #[arg(long, default_value_t = 1)]
-    pub wrn_widen_factor: usize,
-    /// Wide ResNet dropout rate between the two convolutions of a block.
-    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
-    pub wrn_droprate: f64,
-    /// MLP hidden widths joined by 'x', e.g. 512 or 512x128x512.
-    #[arg(long, default_value = "512")]
-    pub mlp_spec: String,
-    /// Give the MLP's layers biases, as the paper's MLPs have (the demo's have none).
-    #[arg(long)]
-    pub mlp_bias: bool,
-    /// Prefix of the experiment name.
-    #[arg(long, default_value = "")]
-    pub name: String,
-    /// Root directory of runs; each run writes runs/<experiment>/.
-    #[arg(long, default_value = "runs")]
-    pub out: PathBuf,
-    /// Continue the run from its last checkpoint.
-    #[arg(long)]
-    pub resume: bool,
-    /// Name of the run directory under --out [default: the experiment name].
-    #[arg(long, value_name = "NAME")]
-    pub run_name: Option<String>,
-    /// Compute backend.
-    #[arg(long, value_enum, default_value = "flex")]
-    pub backend: Backend,
-    /// Hide the progress bar.
-    #[arg(long)]
-    pub no_progress: bool,
+    pub config: TrainConfig,
+    /// Flags resolved into the remaining settings.
+    #[command(flatten)]
+    pub derived: DerivedFlags,
+    /// Output directory, resume, download and progress.
+    #[command(flatten)]
+    pub run: RunOptions,
 }
 
 impl TrainArgs {
-    /// The run's settings and how to carry it out.
+    /// The run's (resolved) settings and how to carry it out.
     pub fn into_config(self) -> (TrainConfig, RunOptions) {
-        let d = self.data;
-        let config = TrainConfig {
-            data: d.data,
-            data_dir: d.data_dir,
-            synthetic_train: d.synthetic_train,
-            synthetic_test: d.synthetic_test,
-            train_size: d.train_size,
-            val_size: d.val_size,
-            split_test_set: d.split_test_set,
-            num_classes: d.num_classes.unwrap_or(d.data.num_classes()),
-            randomize: d.randomize.unwrap_or(if d.label_corrupt_prob > 0.0 {
-                Randomization::Labels
-            } else {
-                Randomization::None
-            }),
-            preprocess: self.preprocess,
-            data_augmentation: self.data_augmentation && !self.no_data_augmentation,
-            label_corrupt_prob: d.label_corrupt_prob,
-            corrupt_seed: d.corrupt_seed,
-            val_labels: d.val_labels,
-            batch_size: self.batch_size,
-            epochs: self.epochs,
-            learning_rate: self.learning_rate,
-            lr_schedule: LrSchedule::new(self.lr_schedule, self.lr_decay),
-            momentum: self.momentum,
-            weight_decay: self.weight_decay,
-            eval_full_trainset: !self.no_eval_full_trainset,
-            arch: self.arch,
-            wrn_depth: self.wrn_depth,
-            wrn_widen_factor: self.wrn_widen_factor,
-            wrn_droprate: self.wrn_droprate,
-            mlp_spec: self.mlp_spec,
-            mlp_bias: self.mlp_bias,
-            name: self.name,
-            stop_at_train_acc: self.stop_at_train_acc,
-            seed: d.seed,
-            backend: self.backend,
-        };
-        let options = RunOptions {
-            out: self.out,
-            resume: self.resume,
-            download: d.download,
-            download_url: d.download_url,
-            download_md5: d.download_md5,
-            progress: !self.no_progress,
-            run_name: self.run_name,
-        };
-        (config, options)
+        (self.derived.resolve(self.config), self.run)
     }
-}
 
-/// Flags of `rethink labels`.
-#[derive(Debug, Clone, Args)]
-pub struct LabelsArgs {
-    #[command(flatten)]
-    pub data: DataArgs,
-    /// CSV file to write (`split,index,original,label,corrupted`).
-    #[arg(long, value_name = "FILE.csv")]
-    pub out: PathBuf,
-}
-
-impl LabelsArgs {
-    /// Training settings with these data flags (other settings at their defaults).
-    pub fn into_config(self) -> (TrainConfig, RunOptions, PathBuf) {
-        let train = TrainArgs::parse_from_defaults(self.data);
-        let (config, options) = train.into_config();
-        (config, options, self.out)
-    }
-}
-
-impl TrainArgs {
     /// Parses `rethink train ARGS…` (panics on invalid flags: for defaults and tests).
     pub fn parse_args(args: &[&str]) -> Self {
         let argv = ["rethink", "train"].iter().chain(args);
@@ -260,10 +64,59 @@ impl TrainArgs {
             _ => unreachable!("parsed a train command"),
         }
     }
+}
 
-    /// `rethink train` with every flag at its default, but the given data flags.
-    fn parse_from_defaults(data: DataArgs) -> Self {
-        Self { data, ..Self::parse_args(&[]) }
+/// The `rethink train` flags `rethink labels` shows: those that choose the data and their labels.
+/// The other training flags are accepted but hidden, as they do not change the labels.
+const LABELS_FLAGS: [&str; 16] = [
+    "data",
+    "data_dir",
+    "download",
+    "download_url",
+    "download_md5",
+    "synthetic_train",
+    "synthetic_test",
+    "train_size",
+    "val_size",
+    "split_test_set",
+    "num_classes",
+    "randomize",
+    "label_corrupt_prob",
+    "corrupt_seed",
+    "val_labels",
+    "seed",
+];
+
+/// Hides the training flags that do not concern `rethink labels`.
+fn labels_flag(arg: clap::Arg) -> clap::Arg {
+    let shown = LABELS_FLAGS.contains(&arg.get_id().as_str()) || arg.get_id() == "out";
+    arg.hide(!shown)
+}
+
+/// Flags of `rethink labels`: the data flags of `rethink train` and the CSV file to write.
+#[derive(Debug, Clone, Args)]
+#[command(mut_args(labels_flag))]
+pub struct LabelsArgs {
+    /// Training settings (only the data flags are shown).
+    #[command(flatten)]
+    pub config: TrainConfig,
+    /// Flags resolved into settings (`--num-classes`, `--randomize`, …).
+    #[command(flatten)]
+    pub derived: DerivedFlags,
+    /// Whether and from where a missing dataset is downloaded.
+    #[command(flatten)]
+    pub download: DownloadOptions,
+    /// CSV file to write (`split,index,original,label,corrupted`).
+    #[arg(long, value_name = "FILE.csv")]
+    pub out: PathBuf,
+}
+
+impl LabelsArgs {
+    /// Training settings with these data flags (other settings at their defaults), how to get
+    /// the data, and the CSV file to write.
+    pub fn into_config(self) -> (TrainConfig, RunOptions, PathBuf) {
+        let options = RunOptions { download: self.download, ..TrainArgs::parse_args(&[]).run };
+        (self.derived.resolve(self.config), options, self.out)
     }
 }
 

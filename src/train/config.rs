@@ -5,7 +5,8 @@ use crate::data::randomize::Randomization;
 use crate::data::source::DataKind;
 use crate::device::Backend;
 use crate::model::{Arch, ModelSpec, WrnSpec, parse_mlp_spec};
-use crate::train::schedule::LrSchedule;
+use crate::train::schedule::{LrSchedule, ScheduleKind};
+use clap::Args;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -19,79 +20,164 @@ pub enum ValLabels {
     Corrupted,
 }
 
-/// Every setting that determines a run's numbers.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Every setting that determines a run's numbers: both the `rethink train` flags (clap, flattened
+/// into [`crate::cli::TrainArgs`]) and the saved `config.json` / checkpoint resume key (serde).
+///
+/// A new setting is added here once. The field order is the order of `config.json`'s keys. The
+/// settings marked `#[arg(skip)]` have a command-line form that differs from the saved one; they
+/// are filled by [`DerivedFlags::resolve`] after parsing.
+#[derive(Debug, Clone, PartialEq, Args, Serialize, Deserialize)]
 pub struct TrainConfig {
     /// Dataset.
+    #[arg(long, value_enum, default_value = "cifar10")]
     pub data: DataKind,
-    /// Directory holding the dataset files.
+    /// Directory with the dataset files (CIFAR-10: data_batch_1.bin … test_batch.bin, the
+    /// cifar-10-batches-bin/ folder or cifar-10-binary.tar.gz).
+    #[arg(long, default_value = "data")]
     pub data_dir: PathBuf,
-    /// Synthetic dataset: number of train images.
+    /// Number of training images of --data synthetic.
+    #[arg(long, default_value_t = 2000)]
     pub synthetic_train: usize,
-    /// Synthetic dataset: number of test images.
+    /// Number of test images of --data synthetic.
+    #[arg(long, default_value_t = 500)]
     pub synthetic_test: usize,
-    /// Use only the first N training examples (all if unset).
+    /// Use only the first N training examples.
+    #[arg(long, value_name = "N")]
     pub train_size: Option<usize>,
-    /// Use only the first N validation examples (all if unset).
+    /// Use only the first N validation (test) examples.
+    #[arg(long, value_name = "N")]
     pub val_size: Option<usize>,
-    /// Train on the first N test examples and validate on the rest (only the test files are read).
+    /// Train on the first N examples of the test files and validate on the rest (reads only the
+    /// test files, e.g. the MNIST t10k set alone).
+    #[arg(long, value_name = "N")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub split_test_set: Option<usize>,
-    /// Number of classes.
+    /// Number of classes (`--num-classes`, resolved from the dataset by default).
+    #[arg(skip)]
     pub num_classes: usize,
-    /// Which randomization test runs (labels, shuffled/random pixels, Gaussian, or none).
+    /// Which randomization test runs (`--randomize`, resolved from the label corruption by
+    /// default).
+    #[arg(skip)]
     #[serde(default)]
     pub randomize: Randomization,
-    /// Input preprocessing: the demo's normalisation or the paper's crop + whitening.
+    /// Input preprocessing: demo (per-channel normalisation) or paper (centre 28×28 crop +
+    /// per-image whitening).
+    #[arg(long, value_enum, default_value = "demo")]
     #[serde(default)]
     pub preprocess: Preprocess,
     /// Random crop (4-pixel zero padding) and horizontal flip of training images.
+    #[arg(long, overrides_with = "no_data_augmentation")]
     pub data_augmentation: bool,
     /// Probability that a training label is replaced by a uniform random class.
+    #[arg(long, default_value_t = 0.0, value_name = "P", allow_negative_numbers = true)]
     pub label_corrupt_prob: f64,
-    /// Seed of numpy's legacy generator for label corruption (the demo's 12345).
+    /// Seed of numpy's legacy generator used for label corruption (the demo's 12345).
+    #[arg(long, default_value_t = crate::data::corrupt::DEMO_CORRUPTION_SEED)]
     pub corrupt_seed: u32,
-    /// Labels the validation split is scored against.
+    /// Score validation against the clean test labels (the paper) or corrupted ones (the demo).
+    #[arg(long, value_enum, default_value = "clean")]
     pub val_labels: ValLabels,
     /// Mini-batch size.
+    #[arg(long, default_value_t = 128)]
     pub batch_size: usize,
-    /// Number of epochs.
+    /// Number of epochs (0: build data and model, print the parameter count, exit).
+    #[arg(long, default_value_t = 300)]
     pub epochs: usize,
     /// Base learning rate.
+    #[arg(long, default_value_t = 0.1, allow_negative_numbers = true)]
     pub learning_rate: f64,
-    /// Learning-rate schedule.
+    /// Learning-rate schedule (`--lr-schedule` with `--lr-decay`).
+    #[arg(skip = LrSchedule::Step)]
     pub lr_schedule: LrSchedule,
-    /// SGD momentum (PyTorch convention).
+    /// SGD momentum.
+    #[arg(long, default_value_t = 0.9, allow_negative_numbers = true)]
     pub momentum: f64,
-    /// L2 weight decay added to the gradient.
+    /// L2 weight decay, added to the gradient.
+    #[arg(long, default_value_t = 1e-4, allow_negative_numbers = true)]
     pub weight_decay: f64,
-    /// Re-evaluate the full train set in eval mode after each epoch.
+    /// Re-evaluate the full train set in eval mode after each epoch (`--eval-full-trainset`,
+    /// `--no-eval-full-trainset`).
+    #[arg(skip)]
     pub eval_full_trainset: bool,
-    /// Architecture.
+    /// Architecture: the demo's wide-resnet and mlp, the paper's inception, inception-nobn
+    /// (no BatchNorm) and alexnet.
+    #[arg(long, value_enum, default_value = "wide-resnet")]
     pub arch: Arch,
     /// Wide ResNet depth (6n+4).
+    #[arg(long, default_value_t = 28)]
     pub wrn_depth: usize,
     /// Wide ResNet widen factor.
+    #[arg(long, default_value_t = 1)]
     pub wrn_widen_factor: usize,
-    /// Wide ResNet dropout rate.
+    /// Wide ResNet dropout rate between the two convolutions of a block.
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub wrn_droprate: f64,
-    /// MLP hidden widths joined by `x`.
+    /// MLP hidden widths joined by 'x', e.g. 512 or 512x128x512.
+    #[arg(long, default_value = "512")]
     pub mlp_spec: String,
-    /// MLP layers have biases (the paper's MLPs); off by default like the demo's.
-    ///
-    /// Left out of the JSON when off, so configs and checkpoints written before the flag existed
-    /// still match on `--resume`.
+    /// Give the MLP's layers biases, as the paper's MLPs have (the demo's have none).
+    // Left out of the JSON when off, so configs and checkpoints written before the flag existed
+    // still match on `--resume`.
+    #[arg(long)]
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub mlp_bias: bool,
-    /// Experiment name prefix.
+    /// Prefix of the experiment name.
+    #[arg(long, default_value = "")]
     pub name: String,
-    /// Stop at the first epoch whose train accuracy (percent) reaches this value.
+    /// Stop at the first epoch whose train accuracy reaches A percent (time to fit).
+    #[arg(long, value_name = "A", allow_negative_numbers = true)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_at_train_acc: Option<f64>,
-    /// Seed of model initialisation, shuffling, augmentation, dropout and synthetic data.
+    /// Seed of model init, shuffling, augmentation, dropout and synthetic data.
+    #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Compute backend.
+    #[arg(long, value_enum, default_value = "flex")]
     pub backend: Backend,
+}
+
+/// The `rethink train` flags whose saved setting is not the flag's value: defaults that depend on
+/// other settings, `--x`/`--no-x` switch pairs, and the schedule built from two flags.
+/// [`DerivedFlags::resolve`] turns them into the `#[arg(skip)]` fields of [`TrainConfig`].
+#[derive(Debug, Clone, PartialEq, Args)]
+pub struct DerivedFlags {
+    /// Number of classes [default: the dataset's, 10 or 100 for cifar100].
+    #[arg(long)]
+    pub num_classes: Option<usize>,
+    /// Randomization test [default: labels if --label-corrupt-prob > 0, else none].
+    #[arg(long, value_enum)]
+    pub randomize: Option<Randomization>,
+    /// No data augmentation (the default).
+    #[arg(long, overrides_with = "data_augmentation")]
+    pub no_data_augmentation: bool,
+    /// Learning-rate schedule: step (×0.1 from epoch 150, ×0.01 from 225) or exp (lr·decay^epoch).
+    #[arg(long, value_enum, default_value = "step")]
+    pub lr_schedule: ScheduleKind,
+    /// Per-epoch factor of --lr-schedule exp (the paper's 0.95).
+    #[arg(long, default_value_t = 0.95, allow_negative_numbers = true)]
+    pub lr_decay: f64,
+    /// After each epoch re-evaluate the whole train set in eval mode (the default).
+    #[arg(long, overrides_with = "no_eval_full_trainset")]
+    pub eval_full_trainset: bool,
+    /// Report the running average over the epoch's mini-batches instead.
+    #[arg(long, overrides_with = "eval_full_trainset")]
+    pub no_eval_full_trainset: bool,
+}
+
+impl DerivedFlags {
+    /// Fills the settings of `config` these flags determine (the only place they are resolved).
+    pub fn resolve(&self, mut config: TrainConfig) -> TrainConfig {
+        config.num_classes = self.num_classes.unwrap_or(config.data.num_classes());
+        config.randomize = self.randomize.unwrap_or(if config.label_corrupt_prob > 0.0 {
+            Randomization::Labels
+        } else {
+            Randomization::None
+        });
+        config.data_augmentation &= !self.no_data_augmentation;
+        config.lr_schedule = LrSchedule::new(self.lr_schedule, self.lr_decay);
+        config.eval_full_trainset = !self.no_eval_full_trainset;
+        config
+    }
 }
 
 impl TrainConfig {

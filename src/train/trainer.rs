@@ -21,23 +21,40 @@ use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
 use std::path::{Path, PathBuf};
 
-/// How a run is carried out, beyond the settings that determine its numbers.
-#[derive(Debug, Clone)]
+/// How a run is carried out, beyond the settings that determine its numbers: the run-management
+/// flags of `rethink train` (not saved in `config.json`).
+#[derive(Debug, Clone, clap::Args)]
 pub struct RunOptions {
-    /// Root directory of runs (`runs`).
+    /// Root directory of runs; each run writes runs/<experiment>/.
+    #[arg(long, default_value = "runs")]
     pub out: PathBuf,
-    /// Continue from the run's checkpoint.
+    /// Continue the run from its last checkpoint.
+    #[arg(long)]
     pub resume: bool,
-    /// Download the dataset if missing.
-    pub download: bool,
-    /// Override of the dataset URL.
-    pub download_url: Option<String>,
-    /// Override of the dataset MD5.
-    pub download_md5: Option<String>,
-    /// Show the progress bar (on stderr, when it is a terminal).
-    pub progress: bool,
-    /// Name of the run directory under `out` (default: the experiment name).
+    /// Name of the run directory under --out [default: the experiment name].
+    #[arg(long, value_name = "NAME")]
     pub run_name: Option<String>,
+    /// Where a missing dataset is downloaded from.
+    #[command(flatten)]
+    pub download: DownloadOptions,
+    /// Show the progress bar (on stderr, when it is a terminal); `--no-progress` hides it.
+    #[arg(long = "no-progress", action = clap::ArgAction::SetFalse, help = "Hide the progress bar")]
+    pub progress: bool,
+}
+
+/// Whether and from where a missing dataset is downloaded (`--download`, `--download-url`,
+/// `--download-md5`).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct DownloadOptions {
+    /// Download the official archive into --data-dir if it is not there (MD5-checked).
+    #[arg(id = "download", long = "download")]
+    pub enabled: bool,
+    /// Download from this URL instead of the official one (a mirror).
+    #[arg(id = "download_url", long = "download-url", value_name = "URL")]
+    pub url: Option<String>,
+    /// Expected MD5 of the file at --download-url (default: the official archive's).
+    #[arg(id = "download_md5", long = "download-md5", value_name = "HEX")]
+    pub md5: Option<String>,
 }
 
 /// What a finished (or parameter-count-only) run reports.
@@ -58,9 +75,9 @@ pub fn data_request(config: &TrainConfig, options: &RunOptions) -> DataRequest {
     DataRequest {
         kind: config.data,
         dir: config.data_dir.clone(),
-        download: options.download,
-        url: options.download_url.clone(),
-        md5: options.download_md5.clone(),
+        download: options.download.enabled,
+        url: options.download.url.clone(),
+        md5: options.download.md5.clone(),
         synthetic: SyntheticSpec {
             train: config.synthetic_train,
             test: config.synthetic_test,
