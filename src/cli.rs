@@ -30,7 +30,7 @@ pub enum Command {
     /// Solve the minimum-norm kernel interpolation K·c = Y exactly (the paper's section 5).
     Kernel(KernelArgs),
     /// Run a grid of training runs from a TOML file (locally, or as a Slurm job array).
-    Sweep(crate::sweep::SweepArgs),
+    Sweep(SweepArgs),
     /// Draw the paper's figures and tables (Figure 1, Table 1) from run directories.
     Report(crate::report::ReportArgs),
 }
@@ -266,4 +266,38 @@ impl KernelArgs {
             progress: !self.no_progress,
         })
     }
+}
+
+/// Flags of `rethink sweep`.
+#[derive(Debug, Clone, Args)]
+pub struct SweepArgs {
+    /// The sweep file: [base] settings, a [grid] of lists and/or [[points]] (see sweeps/).
+    #[arg(value_name = "SPEC.toml")]
+    pub spec: PathBuf,
+    /// Root of the sweep's run directories [default: runs/<sweep name>].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Print every point with its index, status (done, partial, pending, running) and run
+    /// directory, and exit.
+    #[arg(long, conflicts_with_all = ["index", "emit_slurm"])]
+    pub list: bool,
+    /// Run point N only, in this process (what each Slurm array task does).
+    #[arg(long, value_name = "N", conflicts_with = "emit_slurm")]
+    pub index: Option<usize>,
+    /// Run K points at once, each a child process with its share of the cores.
+    #[arg(long, value_name = "K", default_value_t = 1)]
+    pub jobs: usize,
+    /// Write an sbatch script that runs the sweep as a Slurm job array, and exit.
+    #[arg(long, value_name = "FILE")]
+    pub emit_slurm: Option<PathBuf>,
+    /// With --emit-slurm: run at most M array tasks at once (`--array=0-(N-1)%M`).
+    #[arg(long, value_name = "M", requires = "emit_slurm")]
+    pub array_max: Option<usize>,
+    /// With --emit-slurm: an `#SBATCH` option for the script, e.g. --sbatch=--partition=gpu
+    /// --sbatch=--time=24:00:00 (repeatable).
+    #[arg(long, value_name = "OPTION", requires = "emit_slurm", allow_hyphen_values = true)]
+    pub sbatch: Vec<String>,
+    /// Do not write the report (figures and tables) into <out>/report at the end.
+    #[arg(long)]
+    pub no_report: bool,
 }
