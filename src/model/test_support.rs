@@ -5,6 +5,7 @@ use super::{Arch, Model, ModelSpec, WrnSpec};
 use crate::rng::{self, Purpose};
 use crate::train::evaluate::cross_entropy;
 use crate::train::sgd::{Sgd, SgdConfig};
+use burn::module::Module;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand_distr::{Distribution, Normal};
@@ -76,4 +77,48 @@ pub fn check_training(arch: Arch, input: [usize; 3], lr: f64) {
     }
     let last = value(&loss_of(&model));
     assert!(last.is_finite() && last < 0.9 * first, "{arch:?}: loss {first} -> {last}");
+}
+
+/// What one training step computes: the loss, how every tensor moved under SGD with momentum
+/// and weight decay (running statistics included), and the logits of the updated model in eval mode.
+pub struct StepOutcome {
+    /// Training loss before the step.
+    pub loss: f32,
+    /// Every named tensor's change over the steps (running statistics included), by name.
+    pub updates: Vec<(String, Vec<f32>)>,
+    /// Eval-mode logits after the step.
+    pub logits: Vec<f32>,
+}
+
+/// One SGD step (momentum 0.9, weight decay 5e-4) of `arch` on a fixed batch, then an eval forward, on the autodiff CPU device.
+pub fn train_step(arch: Arch, input: [usize; 3]) -> StepOutcome {
+    let device = Device::flex().autodiff();
+    let mut model = Model::new(&spec(arch, input, 10), 7, &device).unwrap();
+    let before = named_tensors(&model);
+    let images = random_images(6, input, &device);
+    let labels: Vec<i64> = (0..6).map(|i| (i * 7 % 10) as i64).collect();
+    let targets = Tensor::<1, Int>::from_data(TensorData::new(labels, [6]), &device);
+    let mut sgd = Sgd::new(SgdConfig { momentum: 0.9, weight_decay: 5e-4 });
+    let loss = cross_entropy(model.forward(images.clone()), targets.clone());
+    let first = loss.clone().into_scalar::<f32>();
+    let grads = GradientsParams::from_grads(loss.backward(), &model);
+    model = sgd.step(0.05, model, grads);
+    let eval = model.valid();
+    let logits = eval.forward(images.inner()).into_data().try_to_vec::<f32>().unwrap();
+    let values = |data: &TensorData| data.clone().try_to_vec::<f32>().unwrap();
+    let updates = before
+        .iter()
+        .zip(named_tensors(&model))
+        .map(|(old, new)| (new.name, values(&new.data).iter().zip(values(&old.data)).map(|(n, o)| n - o).collect()))
+        .collect();
+    StepOutcome { loss: first, updates, logits }
+}
+
+/// `‖a − b‖ ≤ tol · ‖b‖` (Euclidean norms; an all-zero `b` needs `a` zero), naming `what`.
+pub fn assert_relative_close(a: &[f32], b: &[f32], tol: f64, what: &str) {
+    assert_eq!(a.len(), b.len(), "{what}: length");
+    let norm = |v: &mut dyn Iterator<Item = f32>| v.map(|x| x as f64 * x as f64).sum::<f64>().sqrt();
+    let diff = norm(&mut a.iter().zip(b).map(|(x, y)| x - y));
+    let size = norm(&mut b.iter().copied());
+    assert!(diff <= tol * size, "{what}: ‖Δ‖ = {diff:e}, {:e} of ‖reference‖ = {size:e}", diff / size);
 }

@@ -56,7 +56,8 @@ pub struct BnParams {
     pub epsilon: f64,
 }
 
-/// `conv2d(relu(bn(x)), weight, stride, pad) [+ residual]` at inference (plain device only).
+/// `conv2d(relu(bn(x)), weight, stride, pad) [+ residual]` at inference (plain device only;
+/// burn's own operations off the CPU backend).
 pub fn conv2d_after_bn_relu(
     x: Tensor<4>,
     weight: Tensor<4>,
@@ -65,6 +66,14 @@ pub fn conv2d_after_bn_relu(
     stride: usize,
     pad: usize,
 ) -> Tensor<4> {
+    if !super::fused_on(&x.device()) {
+        let x = super::reference::batch_norm_eval(x, bn.gamma, bn.beta, bn.mean, bn.var, bn.epsilon, true);
+        let out = super::reference::conv2d(x, weight, stride, pad);
+        return match residual {
+            Some(residual) => out + residual,
+            None => out,
+        };
+    }
     let with_residual = residual.is_some();
     // Without a residual the op still takes a tensor there; the input stands in, unread.
     let residual = residual.unwrap_or_else(|| x.clone());

@@ -8,6 +8,11 @@
 //! - [`sgd::sgd_update`]: the optimizer step in one pass, in place.
 //! - [`inference`]: at inference, a batch norm + ReLU folded into the convolution after it.
 //!
+//! The kernels are written for burn's `Flex` CPU backend. The public functions below check the
+//! tensors' device once ([`fused_on`]): on Flex they call the kernels; on any other backend (a GPU)
+//! they compute the same thing with burn's ordinary operations ([`reference`]), so the models are
+//! one codebase on every device.
+//!
 //! The [`CpuKernels`] trait is implemented for burn's `Flex` backend (the kernels, in [`conv`]
 //! and [`batch_norm`]) and for `Autodiff<Flex>` (the backward steps, in `autodiff`). Each kernel is
 //! tested against a direct reference in its module, and against burn's own operations through the
@@ -20,14 +25,43 @@ pub mod by_channel;
 pub mod conv;
 pub mod direct;
 pub mod inference;
+pub mod reference;
 pub mod sgd;
 #[cfg(test)]
 mod tests;
 
 use burn::backend::flex::{Flex, FlexTensor, Layout};
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{Backend, Bytes, DType, Dispatch, ExtensionType, TensorMetadata, backend_extension};
-use burn::tensor::{Shape, Tensor};
+use burn::backend::{
+    Backend, Bytes, DType, Dispatch, DispatchDevice, ExtensionType, TensorMetadata, backend_extension,
+};
+use burn::tensor::{Device, Shape, Tensor};
+use std::cell::Cell;
+
+thread_local! {
+    /// Set by [`with_reference_ops`]: the fused kernels are bypassed on this thread.
+    static REFERENCE_ONLY: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether the fused CPU kernels compute on `device`: burn's `Flex` backend, with or without
+/// autodiff (and not inside [`with_reference_ops`]). Every other device gets [`reference`].
+pub fn fused_on(device: &Device) -> bool {
+    !REFERENCE_ONLY.with(Cell::get) && matches!(device.clone().inner().as_dispatch(), DispatchDevice::Flex(_))
+}
+
+/// Runs `f` with the fused kernels switched off on this thread, so the CPU computes exactly what
+/// a GPU device would (burn's own operations): how the tests check the non-CPU path of every
+/// model without a GPU.
+pub fn with_reference_ops<R>(f: impl FnOnce() -> R) -> R {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            REFERENCE_ONLY.with(|flag| flag.set(self.0));
+        }
+    }
+    let _restore = Restore(REFERENCE_ONLY.with(|flag| flag.replace(true)));
+    f()
+}
 
 /// The operations this crate adds to burn's backends.
 #[backend_extension(Flex, Autodiff)]
@@ -81,11 +115,17 @@ pub struct BatchNormTrain<B: Backend> {
 
 /// `y = conv2d(x, weight)` for `x: [N, C, H, W]`, `weight: [O, C, k, k]`, no bias.
 pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, stride: usize, pad: usize) -> Tensor<4> {
+    if !fused_on(&x.device()) {
+        return reference::conv2d(x, weight, stride, pad);
+    }
     Tensor::from_dispatch(Dispatch::conv2d_fused(x.into_dispatch(), weight.into_dispatch(), stride, pad))
 }
 
 /// `conv2d(x, weight, stride, pad) + residual`, `residual` shaped like the output.
 pub fn conv2d_add(x: Tensor<4>, weight: Tensor<4>, residual: Tensor<4>, stride: usize, pad: usize) -> Tensor<4> {
+    if !fused_on(&x.device()) {
+        return reference::conv2d(x, weight, stride, pad) + residual;
+    }
     Tensor::from_dispatch(Dispatch::conv2d_add_fused(
         x.into_dispatch(),
         weight.into_dispatch(),
@@ -103,6 +143,9 @@ pub fn batch_norm_train<const D: usize>(
     epsilon: f64,
     relu: bool,
 ) -> (Tensor<D>, Tensor<1>, Tensor<1>) {
+    if !fused_on(&x.device()) {
+        return reference::batch_norm_train(x, gamma, beta, epsilon, relu);
+    }
     let out =
         Dispatch::batch_norm_relu_train(x.into_dispatch(), gamma.into_dispatch(), beta.into_dispatch(), epsilon, relu);
     (Tensor::from_dispatch(out.output), Tensor::from_dispatch(out.mean), Tensor::from_dispatch(out.var))
@@ -118,6 +161,9 @@ pub fn batch_norm_eval<const D: usize>(
     epsilon: f64,
     relu: bool,
 ) -> Tensor<D> {
+    if !fused_on(&x.device()) {
+        return reference::batch_norm_eval(x, gamma, beta, mean, var, epsilon, relu);
+    }
     Tensor::from_dispatch(Dispatch::batch_norm_relu_eval(
         x.into_dispatch(),
         gamma.into_dispatch(),

@@ -45,6 +45,9 @@ pub fn sgd_update<const D: usize>(
     momentum: f64,
     weight_decay: f64,
 ) -> (Tensor<D>, Tensor<1>) {
+    if !super::fused_on(&weight.device()) {
+        return super::reference::sgd_update(weight, grad, velocity, lr, momentum, weight_decay);
+    }
     let out = Dispatch::sgd_update(
         weight.into_dispatch(),
         grad.into_dispatch(),

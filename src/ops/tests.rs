@@ -122,3 +122,24 @@ fn conv2d_add_matches_burn_conv_plus_residual() {
         assert_close(residual.grad(&g_ours).unwrap(), residual.grad(&g_ref).unwrap(), "conv+add dresidual");
     }
 }
+
+#[test]
+fn fused_kernels_run_on_the_cpu_backend_only() {
+    assert!(super::fused_on(&Device::flex()) && super::fused_on(&device()));
+    super::with_reference_ops(|| assert!(!super::fused_on(&device())));
+    assert!(super::fused_on(&device()), "the override ends with its closure");
+}
+
+#[test]
+fn sgd_reference_matches_fused_update() {
+    let device = Device::flex();
+    let w = Tensor::<2>::random([7, 5], Distribution::Normal(0.0, 1.0), &device);
+    let g = Tensor::<2>::random([7, 5], Distribution::Normal(0.0, 1.0), &device);
+    let v = Tensor::<1>::random([35], Distribution::Normal(0.0, 1.0), &device);
+    let step = || super::sgd::sgd_update(w.clone(), g.clone(), v.clone(), 0.1, 0.9, 5e-4);
+    let (fw, fv) = step();
+    let (rw, rv) = super::with_reference_ops(step);
+    fw.into_data().assert_approx_eq::<f32>(&rw.into_data(), Tolerance::absolute(1e-6));
+    assert_eq!(rv.dims(), [35]);
+    fv.into_data().assert_approx_eq::<f32>(&rv.into_data(), Tolerance::absolute(1e-6));
+}
