@@ -9,7 +9,7 @@ use burn::optim::GradientsParams;
 use clap::Parser;
 use rethink::data::batch::{InputPipeline, Normalization, Preprocess, make_batch};
 use rethink::data::synthetic::{SyntheticSpec, generate};
-use rethink::device::Backend;
+use rethink::device::DeviceSpec;
 use rethink::model::{Arch, Model, ModelSpec, WrnSpec, trainable_param_count};
 use rethink::train::epoch::train_step;
 use rethink::train::evaluate::cross_entropy;
@@ -38,7 +38,7 @@ struct Args {
 
 fn main() {
     let args = Args::parse();
-    let backend = Backend::Flex;
+    let backend = DeviceSpec::Cpu;
     let data = generate(SyntheticSpec { train: args.batch_size, test: 1, num_classes: 10 }, 0);
     let indices: Vec<usize> = (0..args.batch_size).collect();
     let pipeline = InputPipeline { preprocess: Preprocess::Demo, norm: Normalization::cifar10() };
@@ -73,7 +73,7 @@ fn main() {
         println!("|---|---:|---:|---:|---:|---:|");
     }
     for (name, spec) in models {
-        let device = backend.training_device();
+        let device = backend.device().expect("the CPU is always there").autodiff();
         let mut model = Model::new(&spec, 0, &device).expect("model builds");
         let params = trainable_param_count(&model);
         let mut sgd = Sgd::new(SgdConfig { momentum: 0.9, weight_decay: 1e-4 });
@@ -112,7 +112,7 @@ fn main() {
                 upd / n * 1e3
             );
         }
-        let eval_device = backend.device();
+        let eval_device = backend.device().expect("the CPU is always there");
         let eval_model = burn::module::Module::valid(&model);
         let eval_batch = make_batch(&pipeline, &data.train, &data.train.labels, &indices, None, &eval_device);
         let time_eval = |steps: usize| median_ms(steps, || eval_model.forward(eval_batch.images.clone()).into_data());

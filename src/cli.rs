@@ -33,6 +33,8 @@ pub enum Command {
     Sweep(SweepArgs),
     /// Draw the paper's figures and tables (Figure 1, Table 1) from run directories.
     Report(crate::report::ReportArgs),
+    /// List the compute devices this build can use (`--device` names), software adapters marked.
+    Devices,
 }
 
 /// Flags of `rethink train`: the run's settings, the flags resolved into settings after parsing,
@@ -300,4 +302,8 @@ pub struct SweepArgs {
     /// Do not write the report (figures and tables) into <out>/report at the end.
     #[arg(long)]
     pub no_report: bool,
+    /// Train every point on this device (cpu, wgpu[:N], vulkan[:N], cuda[:N]), overriding the
+    /// sweep file. The device is not part of a run's identity: a point resumes on any device.
+    #[arg(long, value_name = "DEVICE")]
+    pub device: Option<crate::device::DeviceSpec>,
 }

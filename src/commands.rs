@@ -18,6 +18,10 @@ pub fn run(command: Command) -> Result<()> {
         Command::Kernel(args) => crate::kernel::run(&args.into_config()?).map(|_| ()),
         Command::Sweep(args) => crate::sweep::run(&args),
         Command::Report(args) => crate::report::run(&args),
+        Command::Devices => {
+            devices();
+            Ok(())
+        }
     }
 }
 
@@ -29,4 +33,20 @@ fn labels(args: LabelsArgs) -> Result<()> {
     write_atomic(&out, labels_csv(&data).as_bytes())?;
     eprintln!("wrote {} ({} train, {} val labels)", out.display(), data.train.len(), data.val.len());
     Ok(())
+}
+
+/// `rethink devices`: one line per device, then the GPU features this build lacks.
+fn devices() {
+    let (devices, missing) = crate::device::list();
+    let width = devices.iter().map(|d| d.spec.len()).max().unwrap_or(0);
+    for d in &devices {
+        println!("{:width$}  {}", d.spec, d.description);
+    }
+    if !missing.is_empty() {
+        println!(
+            "not in this build: {} (rebuild with `cargo build --release --features {}`)",
+            missing.join(", "),
+            missing.join(",")
+        );
+    }
 }

@@ -421,3 +421,22 @@ fn resume_without_a_checkpoint_says_a_new_run_starts() {
         "{stderr}"
     );
 }
+
+/// A GPU device in a build without GPU support: one line naming the cargo feature, before any
+/// data is read.
+#[cfg(not(feature = "wgpu"))]
+#[test]
+fn a_gpu_device_without_the_feature_names_the_feature() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().display().to_string();
+    let err = run_err(&["train", "--device", "wgpu", "--data-dir", "/nonexistent", "--out", &out]);
+    assert!(err.contains("--features wgpu"), "{err}");
+    let listing = run_ok(&["devices"]);
+    assert!(listing.starts_with("cpu ") && listing.contains("not in this build: wgpu"), "{listing}");
+}
+
+#[test]
+fn an_unknown_device_is_rejected_by_the_parser() {
+    let err = run_err(&["train", "--device", "tpu"]);
+    assert!(err.contains("unknown device 'tpu'"), "{err}");
+}

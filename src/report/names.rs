@@ -92,7 +92,7 @@ pub fn randomization_rank(config: &TrainConfig) -> usize {
 
 /// Settings that say nothing about a run's numbers (where it ran, how long it was asked to
 /// run): never used to tell runs apart.
-pub const BOOKKEEPING: &[&str] = &["data_dir", "name", "backend", "epochs", "stop_at_train_acc"];
+pub const BOOKKEEPING: &[&str] = &["data_dir", "name", "backend", "device", "epochs", "stop_at_train_acc"];
 
 /// The model's own settings: already in [`model_name`].
 pub const MODEL_KEYS: &[&str] = &["arch", "wrn_depth", "wrn_widen_factor", "wrn_droprate", "mlp_spec"];

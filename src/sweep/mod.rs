@@ -11,6 +11,7 @@ pub mod slurm;
 pub mod spec;
 
 use crate::cli::SweepArgs;
+use crate::device::DeviceSpec;
 use anyhow::{Result, bail};
 use point::{Point, Status};
 use spec::SweepSpec;
@@ -28,6 +29,8 @@ pub struct Sweep {
     pub points: Vec<Point>,
     /// Root of the run directories.
     pub out: PathBuf,
+    /// `--device`: the device every point trains on, overriding the sweep file.
+    pub device: Option<DeviceSpec>,
 }
 
 impl Sweep {
@@ -48,7 +51,15 @@ impl Sweep {
             }
         }
         let out = out.map_or_else(|| Path::new("runs").join(&spec.name), Path::to_path_buf);
-        Ok(Self { spec_path: spec_path.to_path_buf(), spec, points, out })
+        Ok(Self { spec_path: spec_path.to_path_buf(), spec, points, out, device: None })
+    }
+
+    /// Trains every point on `device` (`--device`), whatever the sweep file says.
+    pub fn set_device(&mut self, device: DeviceSpec) {
+        self.device = Some(device);
+        for point in &mut self.points {
+            point.set_device(device);
+        }
     }
 
     /// Each point's status.
@@ -88,7 +99,10 @@ pub fn run(args: &SweepArgs) -> Result<()> {
     if args.jobs == 0 {
         bail!("--jobs must be at least 1");
     }
-    let sweep = Sweep::load(&args.spec, args.out.as_deref())?;
+    let mut sweep = Sweep::load(&args.spec, args.out.as_deref())?;
+    if let Some(device) = args.device {
+        sweep.set_device(device);
+    }
     if args.list {
         print!("{}", sweep.list());
         return Ok(());

@@ -3,6 +3,7 @@
 
 use super::spec::{PointSettings, Settings, value_text};
 use crate::cli::{Cli, Command, TrainArgs};
+use crate::device::DeviceSpec;
 use crate::train::config::TrainConfig;
 use crate::train::run_dir::{experiment_name, is_locked, python_g};
 use crate::train::trainer::first_difference;
@@ -64,6 +65,15 @@ impl Point {
         }
         let dir_name = dir_name(&config, &settings.own);
         Ok(Self { index: settings.index, args, config, dir_name, label })
+    }
+
+    /// Trains the point on `device` instead of the device its settings name.
+    pub fn set_device(&mut self, device: DeviceSpec) {
+        if let Some(at) = self.args.iter().position(|a| a == "--device") {
+            self.args.drain(at..(at + 2).min(self.args.len()));
+        }
+        self.args.extend(["--device".to_string(), device.to_string()]);
+        self.config.device = device;
     }
 
     /// The point's run directory under `out`.

@@ -37,6 +37,7 @@ pub fn emit(sweep: &Sweep, file: &Path, array_max: Option<usize>, sbatch: &[Stri
         exe: &exe,
         spec: &frozen,
         out: &out,
+        device: sweep.device,
     });
     write_atomic(file, script.as_bytes())?;
     #[cfg(unix)]
@@ -66,6 +67,7 @@ struct ScriptParts<'a> {
     exe: &'a Path,
     spec: &'a Path,
     out: &'a Path,
+    device: Option<crate::device::DeviceSpec>,
 }
 
 /// The sbatch script's text.
@@ -86,8 +88,9 @@ fn script(p: &ScriptParts) -> String {
     s.push_str("# One task's cores: Slurm's allocation, else all the node's.\n");
     s.push_str("export RAYON_NUM_THREADS=\"${SLURM_CPUS_PER_TASK:-${RAYON_NUM_THREADS:-}}\"\n");
     s.push_str("[ -n \"$RAYON_NUM_THREADS\" ] || unset RAYON_NUM_THREADS\n");
+    let device = p.device.map(|d| format!(" --device {d}")).unwrap_or_default();
     s.push_str(&format!(
-        "exec {} sweep {} --out {} --index \"$SLURM_ARRAY_TASK_ID\"\n",
+        "exec {} sweep {} --out {}{device} --index \"$SLURM_ARRAY_TASK_ID\"\n",
         quote(p.exe),
         quote(p.spec),
         quote(p.out)
@@ -121,6 +124,7 @@ mod tests {
             exe: Path::new("/bin/rethink"),
             spec: Path::new("/r/fig1.sweep.toml"),
             out: Path::new("/r"),
+            device: "cuda:0".parse().ok(),
         });
         assert!(text.starts_with("#!/bin/bash\n"));
         assert!(text.contains("#SBATCH --array=0-17%4\n"));
@@ -129,7 +133,7 @@ mod tests {
         assert!(text.contains("cd '/home/u/it'\\''s'\n"));
         assert!(
             text.ends_with(
-                "exec '/bin/rethink' sweep '/r/fig1.sweep.toml' --out '/r' --index \"$SLURM_ARRAY_TASK_ID\"\n"
+                "exec '/bin/rethink' sweep '/r/fig1.sweep.toml' --out '/r' --device cuda:0 --index \"$SLURM_ARRAY_TASK_ID\"\n"
             )
         );
         // All #SBATCH lines come before the first command, or sbatch ignores them.

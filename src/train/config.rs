@@ -3,7 +3,7 @@
 use crate::data::batch::Preprocess;
 use crate::data::randomize::Randomization;
 use crate::data::source::DataKind;
-use crate::device::Backend;
+use crate::device::DeviceSpec;
 use crate::model::{Arch, ModelSpec, WrnSpec, parse_mlp_spec};
 use crate::train::schedule::{LrSchedule, ScheduleKind};
 use clap::Args;
@@ -131,9 +131,11 @@ pub struct TrainConfig {
     /// Seed of model init, shuffling, augmentation, dropout and synthetic data.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Compute backend.
-    #[arg(long, value_enum, default_value = "flex")]
-    pub backend: Backend,
+    /// Compute device: cpu, wgpu[:N], vulkan[:N] or cuda[:N] (GPU ones need a build with that
+    /// cargo feature; `rethink devices` lists them). A run may resume on another device.
+    #[arg(long, default_value = "cpu", value_name = "DEVICE")]
+    #[serde(alias = "backend")]
+    pub device: DeviceSpec,
 }
 
 /// The `rethink train` flags whose saved setting is not the flag's value: defaults that depend on
@@ -257,10 +259,16 @@ impl TrainConfig {
     /// The settings a resumed run must share with the checkpoint: all but the epoch count and
     /// the data directory (the data may move; the number of epochs may be extended).
     pub fn resume_key(&self) -> serde_json::Value {
-        let mut value = serde_json::to_value(self).expect("config serialises");
+        Self::without_resume_free(serde_json::to_value(self).expect("config serialises"))
+    }
+
+    /// A saved config without the settings a resume may change: the epochs, the data directory
+    /// and the device (`backend` in configs written before `--device`).
+    pub fn without_resume_free(mut value: serde_json::Value) -> serde_json::Value {
         if let Some(map) = value.as_object_mut() {
-            map.remove("epochs");
-            map.remove("data_dir");
+            for key in ["epochs", "data_dir", "device", "backend"] {
+                map.remove(key);
+            }
         }
         value
     }

@@ -116,10 +116,12 @@ pub fn train(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary> {
     {
         bail!("--run-name {name:?} must be a plain directory name");
     }
+    // The device first: a missing GPU is reported before minutes of data preparation.
+    let eval_device = config.device.device()?;
+    let device = eval_device.clone().autodiff();
     let data = prepare_data(config, options)?;
     let pipeline = input_pipeline(config);
     let spec = config.model_spec(pipeline.input_shape(&data.train.images))?;
-    let device = config.backend.training_device();
     let model = Model::new(&spec, config.seed, &device)?;
     let param_count = trainable_param_count(&model);
     let experiment = experiment_name(config);
@@ -163,7 +165,7 @@ pub fn train(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary> {
         data: &data,
         pipeline: &pipeline,
         device: device.clone(),
-        eval_device: config.backend.device(),
+        eval_device,
         progress: options.progress,
     };
     for epoch in state.next_epoch..config.epochs {
@@ -207,10 +209,10 @@ impl TrainState {
     /// other data, or for another model.
     fn restore(mut self, path: &Path, config: &TrainConfig, fingerprint: &str, device: &Device) -> Result<Self> {
         let ckpt = Checkpoint::load(path)?;
-        let saved: serde_json::Value = ckpt.get("config")?;
+        let saved = TrainConfig::without_resume_free(ckpt.get("config")?);
         if saved != config.resume_key() {
             bail!(
-                "checkpoint {} was written with other settings ({}); resume with the same flags (only --epochs and --data-dir may change)",
+                "checkpoint {} was written with other settings ({}); resume with the same flags (only --epochs, --data-dir and --device may change)",
                 path.display(),
                 first_difference(&saved, &config.resume_key())
             );
