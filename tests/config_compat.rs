@@ -107,6 +107,8 @@ fn config_json_is_byte_identical_to_the_one_written_before() {
         let experiment = experiment_name(&config);
         assert_eq!(experiment, old["experiment"].as_str().unwrap(), "{name}: experiment name");
         let saved = Saved { version: old["version"].as_str().unwrap(), experiment: &experiment, config: &config };
+        // The one deliberate change since: `--backend flex` became `--device cpu` (issue 13).
+        let expected = expected.replace("\"backend\": \"flex\"", "\"device\": \"cpu\"");
         assert_eq!(serde_json::to_string_pretty(&saved).unwrap(), expected, "{name}: config.json");
     }
 }
@@ -118,10 +120,14 @@ fn old_configs_load_and_keep_their_resume_key() {
         let loaded: TrainConfig = serde_json::from_value(old["config"].clone()).unwrap();
         let parsed = config(extra);
         assert_eq!(loaded, parsed, "{name}");
+        // A checkpoint's saved key (the old config less epochs, data_dir and the device, which a
+        // resume may change) still matches.
         let mut key = old["config"].clone();
-        key.as_object_mut().unwrap().remove("epochs");
-        key.as_object_mut().unwrap().remove("data_dir");
+        for free in ["epochs", "data_dir", "backend"] {
+            key.as_object_mut().unwrap().remove(free);
+        }
         assert_eq!(parsed.resume_key(), key, "{name}: resume key");
+        assert_eq!(TrainConfig::without_resume_free(old["config"].clone()), key, "{name}: saved key");
     }
 }
 
