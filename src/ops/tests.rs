@@ -163,9 +163,7 @@ fn reference_batch_norm_keeps_its_digits_when_the_mean_dwarfs_the_spread() {
         assert_close(var, r_var, "bn var");
         let g_ours = (ours * probe.clone()).sum().backward();
         let g_ref = (reference * probe).sum().backward();
-        for (name, t) in [("dx", &x)] {
-            assert_close(t.grad(&g_ours).unwrap(), t.grad(&g_ref).unwrap(), name);
-        }
+        assert_close(x.grad(&g_ours).unwrap(), x.grad(&g_ref).unwrap(), "dx");
         assert_close(gamma.grad(&g_ours).unwrap(), gamma.grad(&g_ref).unwrap(), "dgamma");
         assert_close(beta.grad(&g_ours).unwrap(), beta.grad(&g_ref).unwrap(), "dbeta");
     }
