@@ -55,15 +55,18 @@ def mlp():
     return nn.Sequential(nn.Flatten(), nn.Linear(3072, 512, bias=False), nn.ReLU(), nn.Linear(512, 10, bias=False))
 
 
-def timed(fn, steps):
+def timed(fn, steps, sync=lambda: None):
     """Median milliseconds per call over `steps` calls after 2 warm-up calls (the median, as in
-    `cargo bench --bench train_step`, because these shared machines are noisy)."""
+    `cargo bench --bench train_step`, because these shared machines are noisy). `sync` waits for
+    the device (a CUDA GPU runs asynchronously)."""
     for _ in range(2):
         fn()
+    sync()
     times = []
     for _ in range(steps):
         start = time.perf_counter()
         fn()
+        sync()
         times.append(time.perf_counter() - start)
     return sorted(times)[len(times) // 2] * 1e3
 
@@ -73,13 +76,16 @@ def main():
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="cpu, or cuda for bench/vs_pytorch_gpu.sh")
     a = p.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
+    torch.backends.cudnn.benchmark = True
+    sync = torch.cuda.synchronize if a.device.startswith("cuda") else (lambda: None)
     torch.manual_seed(0)
-    x = torch.randn(a.batch_size, 3, 32, 32)
-    y = torch.randint(0, 10, (a.batch_size,))
-    for name, model in [("WRN-28-1", WideResNet()), ("MLP-512", mlp())]:
+    x = torch.randn(a.batch_size, 3, 32, 32).to(a.device)
+    y = torch.randint(0, 10, (a.batch_size,)).to(a.device)
+    for name, model in [("WRN-28-1", WideResNet().to(a.device)), ("MLP-512", mlp().to(a.device))]:
         opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
 
         def train():
@@ -93,7 +99,7 @@ def main():
             with torch.no_grad():
                 model(x).argmax(1)
 
-        print(f"{name},{timed(train, a.steps):.2f},{timed(evaluate, a.steps):.2f}", flush=True)
+        print(f"{name},{timed(train, a.steps, sync):.2f},{timed(evaluate, a.steps, sync):.2f}", flush=True)
 
 
 if __name__ == "__main__":
