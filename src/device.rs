@@ -134,7 +134,8 @@ mod gpu {
     use anyhow::{Result, bail};
     use burn::tensor::Device;
 
-    /// The error for a device whose feature this build lacks.
+    /// The error for a device whose feature this build lacks (unused when all are built).
+    #[allow(dead_code)]
     fn not_built(name: &str) -> anyhow::Error {
         anyhow::anyhow!(
             "--device {name}: this build has no {name} support; rebuild with `cargo build --release --features {name}` (see README, GPUs)"
