@@ -106,6 +106,7 @@ fn matches_scipy_on_8000_real_mnist_digits() {
     assert_eq!(r.train_error_percent, 0.0, "the interpolant fits every training label");
     assert!(r.solver.converged && r.backward_error.unwrap() <= 1e-14, "{:?}", r.backward_error);
     assert!(r.norm_ctkc > 0.0);
+    assert_eq!(r.norm_w, r.norm_ctkc.sqrt(), "‖w‖ is the RKHS norm √(cᵀKc)");
 
     // The f32 factor refined against the exact f64 residual gives the f64 solution.
     let f64d = kernel(&[&common[..], &["--out", out64.to_str().unwrap(), "--precision", "f64"]].concat()).unwrap();
@@ -368,7 +369,9 @@ fn cli_prints_the_demo_line() {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    for part in ["err = ", "train error = 0.00%", "norm cᵀKc = ", "times: load", "refine 1:", "factor:"] {
+    for part in
+        ["err = ", "train error = 0.00%", "norm cᵀKc = ", "‖w‖ = √(cᵀKc) = ", "times: load", "refine 1:", "factor:"]
+    {
         assert!(stdout.contains(part), "{part:?} missing in:\n{stdout}");
     }
     assert!(tmp.path().join("o/result.json").is_file());

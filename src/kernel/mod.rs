@@ -345,6 +345,7 @@ fn run_in_pool(config: &KernelConfig, threads: usize) -> Result<KernelOutcome> {
         test_mistakes,
         train_error_percent: 100.0 * train_error,
         norm_ctkc,
+        norm_w: norm_ctkc.max(0.0).sqrt(),
         relative_residual,
         backward_error,
         refinement,
