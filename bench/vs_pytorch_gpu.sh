@@ -3,7 +3,8 @@
 # train step, batch 128, CIFAR-shaped synthetic data; then the CPU-vs-GPU equality check.
 #
 # Runs on the GPU machine with no network and no Rust toolchain. Build elsewhere and carry:
-#   cargo build --release --features wgpu        # (or vulkan) on the build machine
+#   cargo build --release --features wgpu,fusion-autotune   # (or vulkan,…) on the build machine;
+#   fusion-autotune: burn's kernel fusion and autotuning, what a real GPU should run
 #   carry: target/release/rethink, bench/, data/mnist/, and libvulkan.so.1 if the GPU machine
 #   lacks a Vulkan loader (NVIDIA's driver ships the ICD, /usr/share/vulkan/icd.d/nvidia_icd.json)
 # Usage: [RETHINK=path] [DEVICE=wgpu|vulkan] [STEPS=50] [PYTHON=python3] [VULKAN_LIB_DIR=dir] \

@@ -4,10 +4,14 @@ use crate::data::randomize::Randomization;
 use crate::data::source::DataKind;
 use crate::kernel::cg::{CgOptions, CgPrecond};
 use crate::kernel::config::{KernelConfig, KernelKind, Precision, SolverChoice};
+use crate::kernel::features::gabor::GaborSettings;
+use crate::kernel::features::random_conv::RandomConvSettings;
+use crate::kernel::features::{FeatureKind, FeatureSettings};
 use crate::kernel::matrix::KernelFn;
 use crate::kernel::refine::{Method, RefineOptions};
 use crate::train::config::{DerivedFlags, TrainConfig};
 use crate::train::trainer::{DownloadOptions, RunOptions};
+use clap::ValueEnum;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -158,7 +162,47 @@ pub struct KernelArgs {
     /// Seed of the pixel randomizations and of the CG preconditioner's sketch.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Kernel function.
+    /// Feature map applied to train and test images before the kernel: raw pixels/255; gabor,
+    /// a first-order scattering transform (pooled moduli of Morlet/Gabor wavelets); or
+    /// random-conv, random filters on whitened patches, rectified and pooled (Coates & Ng 2011).
+    /// Non-raw features are scaled so the mean squared distance between training points is 100
+    /// (raw MNIST's is 104), so --bandwidth and --sigma keep their meaning.
+    #[arg(long, value_enum, default_value = "raw")]
+    pub features: FeatureKind,
+    /// gabor: dyadic scales J; the maps are pooled by a Gaussian of width σ₀·2^J every 2^J
+    /// pixels [default: 2].
+    #[arg(long, value_name = "J")]
+    pub gabor_scales: Option<usize>,
+    /// gabor: orientations L over [0, π) [default: 8].
+    #[arg(long, value_name = "L")]
+    pub gabor_orientations: Option<usize>,
+    /// gabor: envelope width σ₀ of the finest wavelet in pixels; scale j has σ₀·2^j and centre
+    /// frequency (3π/4)·2^−j [default: 0.8].
+    #[arg(long, value_name = "PIXELS")]
+    pub gabor_sigma: Option<f64>,
+    /// random-conv: number of random filters [default: 32000, the paper's].
+    #[arg(long, value_name = "N")]
+    pub filters: Option<usize>,
+    /// random-conv: patch side in pixels [default: 6].
+    #[arg(long, value_name = "PIXELS")]
+    pub patch: Option<usize>,
+    /// random-conv: step between patches [default: 1].
+    #[arg(long, value_name = "PIXELS")]
+    pub conv_stride: Option<usize>,
+    /// random-conv: average over a G×G grid of regions; features = filters·G² [default: 1].
+    #[arg(long, value_name = "G")]
+    pub pool_grid: Option<usize>,
+    /// random-conv: rectifier max(0, w·x − α) threshold α [default: 0.25].
+    #[arg(long, value_name = "ALPHA", allow_negative_numbers = true)]
+    pub threshold: Option<f64>,
+    /// random-conv: patches drawn (seeded by --seed) to fit the ZCA whitening [default: 100000].
+    #[arg(long, value_name = "N")]
+    pub whiten_patches: Option<usize>,
+    /// random-conv: whitening regularizer ε of V·diag(1/√(λ+ε))·Vᵀ, on patches normalized by
+    /// (x − mean)/√(var + 10) in pixel units [default: 0.1].
+    #[arg(long, value_name = "EPS")]
+    pub whiten_eps: Option<f64>,
+    /// Kernel function on the features.
     #[arg(long, value_enum, default_value = "gaussian")]
     pub kernel: KernelKind,
     /// Gaussian kernel exp(-BW·‖x−y‖²) [default: 0.02, the demo's].
@@ -167,6 +211,9 @@ pub struct KernelArgs {
     /// Laplacian kernel exp(-‖x−y‖/SIGMA) [default: 10].
     #[arg(long, value_name = "SIGMA", allow_negative_numbers = true)]
     pub sigma: Option<f64>,
+    /// Ridge λ: solve (K + λI)·c = Y; 0 is the minimum-norm interpolant.
+    #[arg(long, value_name = "LAMBDA", default_value_t = 0.0, allow_negative_numbers = true)]
+    pub ridge: f64,
     /// Solver: exact tiled Cholesky, matrix-free conjugate gradient, or Cholesky when it fits.
     #[arg(long, value_enum, default_value = "auto")]
     pub solver: SolverChoice,
@@ -188,6 +235,10 @@ pub struct KernelArgs {
     /// Conjugate gradient: at most this many iterations.
     #[arg(long, default_value_t = 500)]
     pub max_iters: usize,
+    /// Conjugate gradient: stop at the first iteration whose train error is 0 (records how
+    /// many kernel passes it takes to fit the labels: fitting time against label noise).
+    #[arg(long)]
+    pub until_fit: bool,
     /// Conjugate gradient preconditioner.
     #[arg(long, value_enum, default_value = "nystrom")]
     pub cg_precond: CgPrecond,
@@ -222,17 +273,63 @@ pub struct KernelArgs {
 }
 
 impl KernelArgs {
+    /// The feature map's settings; errors when a flag of another map is given.
+    fn feature_settings(&self) -> anyhow::Result<FeatureSettings> {
+        let gabor_flags = [
+            ("--gabor-scales", self.gabor_scales.is_some()),
+            ("--gabor-orientations", self.gabor_orientations.is_some()),
+            ("--gabor-sigma", self.gabor_sigma.is_some()),
+        ];
+        let conv_flags = [
+            ("--filters", self.filters.is_some()),
+            ("--patch", self.patch.is_some()),
+            ("--conv-stride", self.conv_stride.is_some()),
+            ("--pool-grid", self.pool_grid.is_some()),
+            ("--threshold", self.threshold.is_some()),
+            ("--whiten-patches", self.whiten_patches.is_some()),
+            ("--whiten-eps", self.whiten_eps.is_some()),
+        ];
+        for (flags, owner) in [(&gabor_flags[..], FeatureKind::Gabor), (&conv_flags[..], FeatureKind::RandomConv)] {
+            if let Some((flag, _)) = flags.iter().find(|(_, given)| *given)
+                && self.features != owner
+            {
+                let name = owner.to_possible_value().expect("no skipped variants").get_name().to_owned();
+                anyhow::bail!("{flag} applies to --features {name}");
+            }
+        }
+        let (g, r) = (GaborSettings::default(), RandomConvSettings::default());
+        Ok(FeatureSettings {
+            kind: self.features,
+            gabor: GaborSettings {
+                scales: self.gabor_scales.unwrap_or(g.scales),
+                orientations: self.gabor_orientations.unwrap_or(g.orientations),
+                sigma: self.gabor_sigma.unwrap_or(g.sigma),
+            },
+            random_conv: RandomConvSettings {
+                filters: self.filters.unwrap_or(r.filters),
+                patch: self.patch.unwrap_or(r.patch),
+                stride: self.conv_stride.unwrap_or(r.stride),
+                pool_grid: self.pool_grid.unwrap_or(r.pool_grid),
+                threshold: self.threshold.unwrap_or(r.threshold),
+                whiten_patches: self.whiten_patches.unwrap_or(r.whiten_patches),
+                whiten_eps: self.whiten_eps.unwrap_or(r.whiten_eps),
+            },
+        })
+    }
+
     /// The solve's settings; errors when a kernel parameter is given for the other kernel.
     pub fn into_config(self) -> anyhow::Result<KernelConfig> {
+        let features = self.feature_settings()?;
         let kernel = match (self.kernel, self.bandwidth, self.sigma) {
-            (KernelKind::Gaussian, _, Some(_)) => {
-                anyhow::bail!("--sigma applies to --kernel laplacian, not gaussian")
+            (KernelKind::Gaussian | KernelKind::Linear, _, Some(_)) => {
+                anyhow::bail!("--sigma applies to --kernel laplacian")
             }
-            (KernelKind::Laplacian, Some(_), _) => {
-                anyhow::bail!("--bandwidth applies to --kernel gaussian, not laplacian")
+            (KernelKind::Laplacian | KernelKind::Linear, Some(_), _) => {
+                anyhow::bail!("--bandwidth applies to --kernel gaussian")
             }
             (KernelKind::Gaussian, bw, None) => KernelFn::Gaussian { bandwidth: bw.unwrap_or(0.02) },
             (KernelKind::Laplacian, None, sigma) => KernelFn::Laplacian { sigma: sigma.unwrap_or(10.0) },
+            (KernelKind::Linear, None, None) => KernelFn::Linear,
         };
         Ok(KernelConfig {
             data: self.data,
@@ -245,7 +342,9 @@ impl KernelArgs {
             corrupt_seed: self.corrupt_seed,
             randomize: self.randomize,
             seed: self.seed,
+            features,
             kernel,
+            ridge: self.ridge,
             solver: self.solver,
             precision: self.precision,
             refine: RefineOptions { method: self.refine, tol: self.refine_tol, max_steps: self.max_refine },
@@ -255,6 +354,8 @@ impl KernelArgs {
                 precond: self.cg_precond,
                 rank: self.cg_rank,
                 seed: self.seed,
+                until_fit: self.until_fit,
+                ridge: self.ridge,
             },
             tile: self.tile.unwrap_or(match self.precision {
                 Precision::F32Refined => 384,

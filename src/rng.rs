@@ -26,6 +26,8 @@ pub enum Purpose {
     Randomize = 6,
     /// The random test matrix of the kernel solver's Nyström preconditioner.
     KernelSketch = 7,
+    /// The kernel feature maps' random draws (whitening patches and random filters).
+    FeatureMap = 8,
 }
 
 /// A ChaCha8 generator for `purpose` in `epoch` of a run seeded with `seed`.

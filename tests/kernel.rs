@@ -2,28 +2,17 @@
 //! must-show), the other inputs and solvers on small data, and the command's one-line errors.
 
 mod common;
-use common::pseudo_random_bytes;
+use common::{kernel, pseudo_random_bytes};
 
-use rethink::cli::{Cli, Command};
 use rethink::data::cifar::write_cifar10_archive;
 use rethink::data::idx::write_mnist;
 use rethink::data::image_set::{ImageSet, Splits};
-use rethink::kernel::{KernelOutcome, run};
 use std::path::{Path, PathBuf};
 use std::process::Command as Process;
 
 /// The real MNIST test digits that ship in `data/mnist/`.
 fn mnist_dir() -> PathBuf {
     PathBuf::from(common::MNIST)
-}
-
-/// Parses `rethink kernel <args>` exactly as the binary does and runs it in-process.
-fn kernel(args: &[&str]) -> anyhow::Result<KernelOutcome> {
-    let argv = ["rethink", "kernel", "--no-progress"].iter().chain(args);
-    let Command::Kernel(args) = <Cli as clap::Parser>::parse_from(argv).command else {
-        unreachable!("parsed a kernel command")
-    };
-    run(&args.into_config()?)
 }
 
 /// The binary's exit status and stderr for `rethink kernel <args>`.

@@ -422,17 +422,19 @@ fn resume_without_a_checkpoint_says_a_new_run_starts() {
     );
 }
 
-/// A GPU device in a build without GPU support: one line naming the cargo feature, before any
-/// data is read.
-#[cfg(not(feature = "wgpu"))]
+/// A GPU device in a build without its feature (`cuda`, which no test build has): one line
+/// naming the cargo feature, before any data is read; `rethink devices` says what is missing.
+#[cfg(not(feature = "cuda"))]
 #[test]
 fn a_gpu_device_without_the_feature_names_the_feature() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().display().to_string();
-    let err = run_err(&["train", "--device", "wgpu", "--data-dir", "/nonexistent", "--out", &out]);
-    assert!(err.contains("--features wgpu"), "{err}");
+    let err = run_err(&["train", "--device", "cuda", "--data-dir", "/nonexistent", "--out", &out]);
+    assert!(err.contains("this build has no cuda support") && err.contains("--features cuda"), "{err}");
     let listing = run_ok(&["devices"]);
-    assert!(listing.starts_with("cpu ") && listing.contains("not in this build: wgpu"), "{listing}");
+    let missing = listing.lines().find(|l| l.starts_with("not in this build:")).unwrap_or_default();
+    assert!(listing.starts_with("cpu ") && missing.contains("cuda"), "{listing}");
+    assert_eq!(missing.contains("wgpu"), !cfg!(feature = "wgpu"), "{listing}");
 }
 
 #[test]

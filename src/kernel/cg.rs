@@ -181,6 +181,12 @@ pub struct CgOptions {
     pub rank: usize,
     /// Seed of the Nyström test matrix.
     pub seed: u64,
+    /// Stop at the first iteration whose train error is 0 (`--until-fit`): the kernel
+    /// counterpart of training until memorization, for fitting time against label noise.
+    pub until_fit: bool,
+    /// λ of the system (K + λI)·c = y the product computes; train predictions are K·c =
+    /// (K + λI)·c − λ·c.
+    pub ridge: f64,
 }
 
 /// One CG iteration as printed and recorded.
@@ -238,9 +244,9 @@ pub fn solve(
     let mut iterations = Vec::new();
     let mut converged = false;
     let mut last = Instant::now();
-    pcg(product, precond, &mut c, &mut r, options.max_iters, &mut |_, r| {
+    pcg(product, precond, &mut c, &mut r, options.max_iters, &mut |c, r| {
         let rel = (0..r.ncols()).map(|j| r.col(j).norm_l2() / y_norms[j]).fold(0.0, f64::max);
-        let kc = y.to_owned() - r;
+        let kc = y.to_owned() - r - c * faer::Scale(options.ridge);
         let it = Iteration {
             iter: iterations.len() + 1,
             relative_residual: rel,
@@ -249,9 +255,10 @@ pub fn solve(
         };
         last = Instant::now();
         on_iter(&it);
+        let fitted = options.until_fit && it.train_error == 0.0;
         iterations.push(it);
         converged = rel <= options.tol;
-        converged
+        converged || fitted
     });
     let kc = y.to_owned() - &r;
     let precond_rank = nystrom.as_ref().map_or(0, |p| p.lambda.len());
@@ -277,10 +284,11 @@ mod tests {
         let y = one_hot(&labels, 10);
         let k = dense_kernel(kernel, &x, &x);
         let exact = k.llt(Side::Lower).unwrap().solve(&y);
-        let product = |v: MatRef<'_, f64>| symmetric_product(kernel, &x, v, 64);
+        let product = |v: MatRef<'_, f64>| symmetric_product(kernel, 0.0, &x, v, 64);
         let mut iters = Vec::new();
         for precond in [CgPrecond::None, CgPrecond::Nystrom] {
-            let options = CgOptions { tol: 1e-10, max_iters: 2000, precond, rank: 40, seed: 1 };
+            let options =
+                CgOptions { tol: 1e-10, max_iters: 2000, precond, rank: 40, seed: 1, until_fit: false, ridge: 0.0 };
             let out = solve(&product, y.as_ref(), &labels, options, &mut |_| {}).unwrap();
             assert!(out.converged, "{precond:?} after {} iterations", out.iterations.len());
             let err = (&out.c - &exact).norm_max() / exact.norm_max();
@@ -292,11 +300,54 @@ mod tests {
     }
 
     #[test]
+    fn ridge_solves_the_shifted_system_and_until_fit_stops_at_zero_train_error() {
+        let (kernel, x, labels) = setup();
+        let y = one_hot(&labels, 10);
+        let ridge = 0.3;
+        let mut shifted = dense_kernel(kernel, &x, &x);
+        (0..250).for_each(|i| shifted[(i, i)] += ridge);
+        let exact = shifted.llt(Side::Lower).unwrap().solve(&y);
+        let product = |v: MatRef<'_, f64>| symmetric_product(kernel, ridge, &x, v, 64);
+        let base = CgOptions {
+            tol: 1e-10,
+            max_iters: 500,
+            precond: CgPrecond::None,
+            rank: 0,
+            seed: 0,
+            until_fit: false,
+            ridge,
+        };
+        let out = solve(&product, y.as_ref(), &labels, base, &mut |_| {}).unwrap();
+        assert!(out.converged && (&out.c - &exact).norm_max() < 1e-6 * exact.norm_max());
+        // The recorded train error is that of K·c, not (K + λI)·c.
+        let k_only = dense_kernel(kernel, &x, &x) * &out.c;
+        let want = error_rate(&argmax_rows(k_only.as_ref()), &labels);
+        assert_eq!(out.iterations.last().unwrap().train_error, want);
+
+        let product = |v: MatRef<'_, f64>| symmetric_product(kernel, 0.0, &x, v, 64);
+        let full = CgOptions { ridge: 0.0, ..base };
+        let all = solve(&product, y.as_ref(), &labels, full, &mut |_| {}).unwrap();
+        let fit = solve(&product, y.as_ref(), &labels, CgOptions { until_fit: true, ..full }, &mut |_| {}).unwrap();
+        let first_fit = all.iterations.iter().position(|i| i.train_error == 0.0).unwrap() + 1;
+        assert_eq!(fit.iterations.len(), first_fit);
+        assert!(first_fit < all.iterations.len(), "fitting the labels comes before the tolerance");
+        assert!(!fit.converged && fit.iterations.last().unwrap().train_error == 0.0);
+    }
+
+    #[test]
     fn stops_at_max_iters() {
         let (kernel, x, labels) = setup();
         let y = one_hot(&labels, 10);
-        let product = |v: MatRef<'_, f64>| symmetric_product(kernel, &x, v, 64);
-        let options = CgOptions { tol: 0.0, max_iters: 4, precond: CgPrecond::None, rank: 0, seed: 0 };
+        let product = |v: MatRef<'_, f64>| symmetric_product(kernel, 0.0, &x, v, 64);
+        let options = CgOptions {
+            tol: 0.0,
+            max_iters: 4,
+            precond: CgPrecond::None,
+            rank: 0,
+            seed: 0,
+            until_fit: false,
+            ridge: 0.0,
+        };
         let mut seen = 0;
         let out = solve(&product, y.as_ref(), &labels, options, &mut |it| {
             seen += 1;

@@ -1,6 +1,7 @@
 //! Typed settings of `rethink kernel`, independent of the command line that fills them.
 
 use super::cg::{CgOptions, CgPrecond};
+use super::features::FeatureSettings;
 use super::matrix::KernelFn;
 use super::refine::{Method, RefineOptions};
 use crate::data::randomize::Randomization;
@@ -18,6 +19,8 @@ pub enum KernelKind {
     Gaussian,
     /// exp(−‖x − y‖/σ).
     Laplacian,
+    /// x·y (the linear model on the features).
+    Linear,
 }
 
 /// Which solver `--solver` asks for.
@@ -77,8 +80,12 @@ pub struct KernelConfig {
     pub randomize: Randomization,
     /// Seed of input randomizations and of the CG sketch.
     pub seed: u64,
+    /// Feature map applied to the images before the kernel.
+    pub features: FeatureSettings,
     /// Kernel function.
     pub kernel: KernelFn,
+    /// λ of (K + λI)·c = Y; 0 is interpolation.
+    pub ridge: f64,
     /// Solver.
     pub solver: SolverChoice,
     /// Precision of the exact solver.
@@ -119,6 +126,9 @@ impl KernelConfig {
                 bail!("--sigma {sigma} must be a positive number")
             }
             _ => {}
+        }
+        if !(self.ridge.is_finite() && self.ridge >= 0.0) {
+            bail!("--ridge {} must be a non-negative number (0: interpolation)", self.ridge);
         }
         let p = self.corrupt_prob();
         if !(0.0..=1.0).contains(&p) {

@@ -1,5 +1,5 @@
 //! The kernel solver's inputs: the same loaders, subsets, label corruption and pixel
-//! randomizations as training, turned into f64 feature rows scaled to [0, 1].
+//! randomizations as training; [`super::features`] then turns the images into points.
 //!
 //! Order of operations: load the splits with the training loader (`--split-test-set N` builds
 //! both from the test files: first N train, the rest test — how the scipy comparison is set up,
@@ -16,6 +16,23 @@ use crate::data::randomize::randomize_inputs;
 use crate::data::source::{DataRequest, load_splits};
 use crate::data::synthetic::SyntheticSpec;
 use anyhow::{Result, bail};
+
+/// Training and test images with their labels, before the feature map.
+#[derive(Debug, Clone)]
+pub struct KernelImages {
+    /// Training images (their own labels are the clean ones).
+    pub train: ImageSet,
+    /// Labels the solver fits (corrupted where the corruption drew them).
+    pub train_labels: Vec<u8>,
+    /// How many training labels the corruption mask drew.
+    pub corrupted: usize,
+    /// Test images.
+    pub test: ImageSet,
+    /// Number of classes (columns of the one-hot targets).
+    pub classes: usize,
+    /// Where the images come from, e.g. `mnist test split: first 8000 train, last 2000 test`.
+    pub description: String,
+}
 
 /// Training and test points with their labels.
 #[derive(Debug, Clone)]
@@ -36,8 +53,8 @@ pub struct KernelInputs {
     pub description: String,
 }
 
-/// Loads and prepares the inputs `config` asks for.
-pub fn load(config: &KernelConfig) -> Result<KernelInputs> {
+/// Loads and prepares the images `config` asks for.
+pub fn load(config: &KernelConfig) -> Result<KernelImages> {
     let (mut splits, description) = select(load_splits_for(config)?, config)?;
     randomize_inputs(&mut splits, config.randomize, config.seed);
     let p = config.corrupt_prob();
@@ -48,12 +65,11 @@ pub fn load(config: &KernelConfig) -> Result<KernelInputs> {
     } else {
         (splits.train.labels.clone(), 0)
     };
-    Ok(KernelInputs {
-        train: features(&splits.train),
+    Ok(KernelImages {
+        train: splits.train,
         train_labels,
         corrupted,
-        test: features(&splits.test),
-        test_labels: splits.test.labels.clone(),
+        test: splits.test,
         classes: splits.num_classes,
         description,
     })
@@ -72,7 +88,13 @@ fn load_splits_for(config: &KernelConfig) -> Result<Splits> {
         download: config.download,
         url: None,
         md5: None,
-        synthetic: SyntheticSpec { train: 2000, test: 500, num_classes: config.data.num_classes() },
+        // Synthetic data is made at the size asked for (default 2,000 + 500), e.g. 50,000
+        // CIFAR-shaped images to time a full-size run without the dataset.
+        synthetic: SyntheticSpec {
+            train: config.train_size.unwrap_or(2000),
+            test: config.test_size.unwrap_or(500),
+            num_classes: config.data.num_classes(),
+        },
         seed: config.seed,
         split_test_set: config.split_test_set,
     })

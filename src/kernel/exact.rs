@@ -22,6 +22,8 @@ use std::time::Instant;
 pub struct ExactSettings {
     /// Kernel function.
     pub kernel: KernelFn,
+    /// λ of (K + λI)·c = Y (0: interpolation).
+    pub ridge: f64,
     /// Tile size of the factorization.
     pub tile: usize,
     /// Tile columns per trailing update.
@@ -66,8 +68,8 @@ pub fn tile_bytes<T: Real>(n: usize, tile: usize) -> u64 {
 
 /// Computes the lower-triangle tiles of K(X, X) in f64 and stores them in precision T
 /// (entries too small to matter flushed to 0, see [`Real::FLUSH_BELOW`]); returns the row
-/// sums of K (in f64), whose maximum is ‖K‖∞.
-pub fn build_tiles<T: Real>(kernel: KernelFn, x: &Features, store: &mut TiledLower<T>) -> Vec<f64> {
+/// sums of |K + ridge·I| (in f64), whose maximum is ‖K + ridge·I‖∞.
+pub fn build_tiles<T: Real>(kernel: KernelFn, ridge: f64, x: &Features, store: &mut TiledLower<T>) -> Vec<f64> {
     let (n, tile) = (x.n, store.tile());
     store
         .par_tiles_mut()
@@ -76,14 +78,14 @@ pub fn build_tiles<T: Real>(kernel: KernelFn, x: &Features, store: &mut TiledLow
             |(mut sums, mut scratch), (ri, rj, mut t)| {
                 let diagonal = ri == rj;
                 let mut k = scratch.as_mut().submatrix_mut(0, 0, ri.len(), rj.len());
-                kernel_block(kernel, x, ri.clone(), x, rj.clone(), diagonal, k.rb_mut());
+                kernel_block(kernel, x, ri.clone(), x, rj.clone(), diagonal.then_some(ridge), k.rb_mut());
                 for j in 0..rj.len() {
                     let mut col_sum = 0.0;
                     for i in 0..ri.len() {
                         let v = k[(i, j)];
                         t[(i, j)] = T::from_f64_flushed(v);
-                        sums[ri.start + i] += v;
-                        col_sum += v;
+                        sums[ri.start + i] += v.abs();
+                        col_sum += v.abs();
                     }
                     if !diagonal {
                         sums[rj.start + j] += col_sum;
@@ -130,7 +132,7 @@ pub fn solve<T: Real>(
     let n = x.n;
     let started = Instant::now();
     let mut store = TiledLower::<T>::zeros(n, settings.tile)?;
-    let sums = build_tiles(settings.kernel, x, &mut store);
+    let sums = build_tiles(settings.kernel, settings.ridge, x, &mut store);
     let k_norm_inf = sums.iter().cloned().fold(0.0, f64::max);
     let kernel_seconds = started.elapsed().as_secs_f64();
     let gemm_flops = (n as f64) * (n as f64 + 1.0) * x.dim as f64;
@@ -163,7 +165,7 @@ pub fn solve<T: Real>(
     log(&format!("solve: {solve_seconds:.2}s"));
 
     let started = Instant::now();
-    let product = |v: MatRef<'_, f64>| symmetric_product(settings.kernel, x, v, settings.block);
+    let product = |v: MatRef<'_, f64>| symmetric_product(settings.kernel, settings.ridge, x, v, settings.block);
     let mut on_step = |s: &Step| {
         log(&format!(
             "refine {}: relative residual {:.2e}, backward error {:.2e}, train error {:.2}%, {:.1}s",
@@ -202,7 +204,7 @@ mod tests {
         let kernel = KernelFn::Laplacian { sigma: 2.0 };
         let x = random_points(70, 5, 3);
         let mut store = TiledLower::<f64>::zeros(70, 16).unwrap();
-        let sums = build_tiles(kernel, &x, &mut store);
+        let sums = build_tiles(kernel, 0.0, &x, &mut store);
         let dense = dense_kernel(kernel, &x, &x);
         let lower = store.to_dense_lower();
         for i in 0..70 {

@@ -25,7 +25,6 @@ use faer::{Accum, Mat, MatMut, MatRef, Par};
 use rayon::prelude::*;
 use serde::Serialize;
 use std::ops::Range;
-use std::sync::Mutex;
 
 /// A translation-invariant kernel k(x, y) = f(‖x − y‖²).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -41,15 +40,30 @@ pub enum KernelFn {
         /// The length scale σ.
         sigma: f64,
     },
+    /// x·y: the linear model on the features themselves (not translation-invariant; K has
+    /// rank at most the feature dimension, so interpolation needs n ≤ dim or a ridge).
+    Linear,
 }
 
 impl KernelFn {
-    /// k as a function of the squared distance `d2 ≥ 0`.
+    /// k as a function of the squared distance `d2 ≥ 0` (translation-invariant kernels).
+    ///
+    /// Panics for [`KernelFn::Linear`], which is not a function of the distance.
     #[inline]
     pub fn of_sq_dist(self, d2: f64) -> f64 {
         match self {
             KernelFn::Gaussian { bandwidth } => (-bandwidth * d2).exp(),
             KernelFn::Laplacian { sigma } => (-d2.sqrt() / sigma).exp(),
+            KernelFn::Linear => panic!("the linear kernel is not a function of the distance"),
+        }
+    }
+
+    /// k(x, x) when it is the same for every x (1 for the translation-invariant kernels),
+    /// `None` for the linear kernel (k(x, x) = ‖x‖²).
+    pub fn at_zero_distance(self) -> Option<f64> {
+        match self {
+            KernelFn::Gaussian { .. } | KernelFn::Laplacian { .. } => Some(1.0),
+            KernelFn::Linear => None,
         }
     }
 
@@ -64,6 +78,7 @@ impl KernelFn {
                 let inv = 1.0 / sigma;
                 exp_map(values, aux, |a, v| -d2(a, v).sqrt() * inv)
             }
+            KernelFn::Linear => panic!("the linear kernel is not a function of the distance"),
         }
     }
 
@@ -72,6 +87,7 @@ impl KernelFn {
         match self {
             KernelFn::Gaussian { bandwidth } => format!("gaussian exp(-{bandwidth}·‖x−y‖²)"),
             KernelFn::Laplacian { sigma } => format!("laplacian exp(-‖x−y‖/{sigma})"),
+            KernelFn::Linear => "linear x·y".into(),
         }
     }
 }
@@ -81,6 +97,9 @@ impl KernelFn {
 enum Coords {
     /// Arbitrary reals, row-major f64.
     Real(Vec<f64>),
+    /// Arbitrary reals stored in f32 to halve the memory of wide feature maps (tens of
+    /// thousands of dimensions); every product converts them to f64 first.
+    Real32(Vec<f32>),
     /// 8-bit pixel values p (exact Gram blocks, see [`super::gram`]); the point is p·`scale`.
     Pixels { rows: PixelRows, scale: f64 },
 }
@@ -110,6 +129,17 @@ impl Features {
         Self { n, dim, coords: Coords::Real(data), sq_norms }
     }
 
+    /// Wraps row-major f32 `data` of `n` points of dimension `dim` (held in f32, computed on
+    /// in f64: the points are exactly these f32 values).
+    ///
+    /// Panics if `data.len() != n * dim`.
+    pub fn from_f32(data: Vec<f32>, n: usize, dim: usize) -> Self {
+        assert_eq!(data.len(), n * dim, "Features::from_f32: {n}×{dim} needs {} values", n * dim);
+        let sq_norms =
+            data.chunks_exact(dim.max(1)).take(n).map(|r| r.iter().map(|&v| (v as f64).powi(2)).sum()).collect();
+        Self { n, dim, coords: Coords::Real32(data), sq_norms }
+    }
+
     /// Points p·`scale` from `n` rows of `dim` 8-bit values (pixels / 255 with `scale` = 1/255).
     ///
     /// Panics if `pixels.len() != n * dim`.
@@ -124,6 +154,7 @@ impl Features {
     pub fn value(&self, i: usize, k: usize) -> f64 {
         match &self.coords {
             Coords::Real(data) => data[i * self.dim + k],
+            Coords::Real32(data) => data[i * self.dim + k] as f64,
             Coords::Pixels { rows, scale } => rows.values[i * self.dim + k] as f64 * scale,
         }
     }
@@ -137,13 +168,20 @@ impl Features {
                 len,
                 self.dim,
             )),
-            Coords::Pixels { .. } => RowsF64::Owned(Mat::from_fn(len, self.dim, |i, k| self.value(rows.start + i, k))),
+            Coords::Real32(_) | Coords::Pixels { .. } => {
+                RowsF64::Owned(Mat::from_fn(len, self.dim, |i, k| self.value(rows.start + i, k)))
+            }
         }
     }
 
     /// Bytes of features made by [`from_pixels`](Self::from_pixels) (for memory plans).
     pub fn pixel_bytes(n: usize, dim: usize) -> u64 {
         PixelRows::bytes(n, dim) + n as u64 * 8
+    }
+
+    /// Bytes of features made by [`from_f32`](Self::from_f32) (for memory plans).
+    pub fn f32_bytes(n: usize, dim: usize) -> u64 {
+        (n as u64) * (dim as u64) * 4 + n as u64 * 8
     }
 }
 
@@ -166,15 +204,16 @@ impl RowsF64<'_> {
 ///
 /// For pixel features on both sides the squared distances are exact before the final scaling
 /// (integer Gram by [`super::gram::gram`], then scale²·(P_i + Q_j − 2G_ij)). Otherwise one f64
-/// GEMM. `diagonal` says that x and z are the same set and
-/// `rows == cols`: the diagonal is then exactly k(0) = 1.
+/// GEMM. `diagonal = Some(ridge)` says that x and z are the same set and `rows == cols`: the
+/// diagonal is then exactly k(0) = 1 (translation-invariant kernels), plus `ridge` — the λ of
+/// the regularized system (K + λI)·c = Y, 0 for interpolation.
 pub fn kernel_block(
     kernel: KernelFn,
     x: &Features,
     rows: Range<usize>,
     z: &Features,
     cols: Range<usize>,
-    diagonal: bool,
+    diagonal: Option<f64>,
     mut out: MatMut<'_, f64>,
 ) {
     debug_assert_eq!((out.nrows(), out.ncols()), (rows.len(), cols.len()));
@@ -183,20 +222,37 @@ pub fn kernel_block(
         (Coords::Pixels { rows: a, scale: sa }, Coords::Pixels { rows: b, scale: sb }) if sa == sb => {
             gram(a, rows.clone(), b, cols.clone(), out.rb_mut());
             let s2 = sa * sa;
-            let (na, nb) = (&a.sq_sums[rows], &b.sq_sums[cols]);
-            kernel_columns(kernel, out.rb_mut(), na, nb, |a, b, v| s2 * (a + b - 2.0 * v).max(0.0));
+            if kernel == KernelFn::Linear {
+                out *= faer::Scale(s2);
+            } else {
+                let (na, nb) = (&a.sq_sums[rows], &b.sq_sums[cols]);
+                kernel_columns(kernel, out.rb_mut(), na, nb, |a, b, v| s2 * (a + b - 2.0 * v).max(0.0));
+            }
         }
         _ => {
             let (xr, zr) = (x.rows_f64(rows.clone()), z.rows_f64(cols.clone()));
-            matmul(out.rb_mut(), Accum::Replace, xr.get(), zr.get().transpose(), -2.0, Par::Seq);
+            let linear = kernel == KernelFn::Linear;
+            matmul(
+                out.rb_mut(),
+                Accum::Replace,
+                xr.get(),
+                zr.get().transpose(),
+                if linear { 1.0 } else { -2.0 },
+                Par::Seq,
+            );
             clear_upper_vector_state();
-            let (xn, zn) = (&x.sq_norms[rows], &z.sq_norms[cols]);
-            kernel_columns(kernel, out.rb_mut(), xn, zn, |a, b, v| (v + a + b).max(0.0));
+            if !linear {
+                let (xn, zn) = (&x.sq_norms[rows], &z.sq_norms[cols]);
+                kernel_columns(kernel, out.rb_mut(), xn, zn, |a, b, v| (v + a + b).max(0.0));
+            }
         }
     }
-    if diagonal {
+    if let Some(ridge) = diagonal {
         for i in 0..out.nrows().min(out.ncols()) {
-            out[(i, i)] = 1.0;
+            if let Some(k0) = kernel.at_zero_distance() {
+                out[(i, i)] = k0;
+            }
+            out[(i, i)] += ridge;
         }
     }
 }
@@ -221,44 +277,42 @@ pub fn block_ranges(n: usize, block: usize) -> Vec<Range<usize>> {
     (0..n.div_ceil(block)).map(|b| b * block..((b + 1) * block).min(n)).collect()
 }
 
-/// K(X, X)·c in f64 without storing K: lower-triangle blocks are computed once and used for
-/// both K_IJ·c_J and K_IJᵀ·c_I. `c` is `n × m`; blocks of `block` rows; parallel over blocks,
+/// (K(X, X) + ridge·I)·c in f64 without storing K: lower-triangle blocks are computed once and
+/// used for both K_IJ·c_J and K_IJᵀ·c_I. `c` is `n × m`; blocks of `block` rows; parallel over blocks,
 /// each worker thread adding into its own `n × m` accumulator (so the extra memory is
 /// threads·n·m, whatever rayon's splitting), summed at the end.
-pub fn symmetric_product(kernel: KernelFn, x: &Features, c: MatRef<'_, f64>, block: usize) -> Mat<f64> {
+pub fn symmetric_product(kernel: KernelFn, ridge: f64, x: &Features, c: MatRef<'_, f64>, block: usize) -> Mat<f64> {
     assert_eq!(c.nrows(), x.n, "symmetric_product: c has {} rows for {} points", c.nrows(), x.n);
     let ranges = block_ranges(x.n, block);
     let pairs: Vec<(usize, usize)> = (0..ranges.len()).flat_map(|i| (0..=i).map(move |j| (i, j))).collect();
     let m = c.ncols();
-    let accumulators: Vec<Mutex<Option<Mat<f64>>>> =
-        (0..rayon::current_num_threads()).map(|_| Mutex::new(None)).collect();
-    pairs.par_iter().for_each_init(
-        || Mat::<f64>::zeros(block, block),
-        |tile, &(i, j)| {
-            let (ri, rj) = (ranges[i].clone(), ranges[j].clone());
-            let mut k = tile.as_mut().submatrix_mut(0, 0, ri.len(), rj.len());
-            kernel_block(kernel, x, ri.clone(), x, rj.clone(), i == j, k.rb_mut());
-            let k = k.rb();
-            let slot = rayon::current_thread_index().unwrap_or(0) % accumulators.len();
-            let mut guard = accumulators[slot].lock().expect("accumulator lock poisoned");
-            let acc = guard.get_or_insert_with(|| Mat::zeros(x.n, m));
-            matmul(
-                acc.as_mut().subrows_mut(ri.start, ri.len()),
-                Accum::Add,
-                k,
-                c.subrows(rj.start, rj.len()),
-                1.0,
-                Par::Seq,
-            );
-            if i != j {
-                let ci = c.subrows(ri.start, ri.len());
-                matmul(acc.as_mut().subrows_mut(rj.start, rj.len()), Accum::Add, k.transpose(), ci, 1.0, Par::Seq);
+    // A fixed split of the tiles into one contiguous share per thread, each summed in order
+    // into its own accumulator, and the accumulators added in order: the same numbers on
+    // every run (work stealing would otherwise change the order of the additions).
+    let shares = rayon::current_num_threads().clamp(1, pairs.len().max(1));
+    let accumulators: Vec<Mat<f64>> = (0..shares)
+        .into_par_iter()
+        .map(|share| {
+            let mut acc = Mat::<f64>::zeros(x.n, m);
+            let mut tile = Mat::<f64>::zeros(block, block);
+            for &(i, j) in &pairs[share * pairs.len() / shares..(share + 1) * pairs.len() / shares] {
+                let (ri, rj) = (ranges[i].clone(), ranges[j].clone());
+                let mut k = tile.as_mut().submatrix_mut(0, 0, ri.len(), rj.len());
+                kernel_block(kernel, x, ri.clone(), x, rj.clone(), (i == j).then_some(ridge), k.rb_mut());
+                let k = k.rb();
+                let cj = c.subrows(rj.start, rj.len());
+                matmul(acc.as_mut().subrows_mut(ri.start, ri.len()), Accum::Add, k, cj, 1.0, Par::Seq);
+                if i != j {
+                    let ci = c.subrows(ri.start, ri.len());
+                    matmul(acc.as_mut().subrows_mut(rj.start, rj.len()), Accum::Add, k.transpose(), ci, 1.0, Par::Seq);
+                }
             }
-        },
-    );
+            acc
+        })
+        .collect();
     let mut total = Mat::<f64>::zeros(x.n, m);
     clear_upper_vector_state();
-    for acc in accumulators.into_iter().filter_map(|a| a.into_inner().expect("accumulator lock poisoned")) {
+    for acc in accumulators {
         total += acc;
     }
     total
@@ -276,7 +330,7 @@ pub fn cross_product(kernel: KernelFn, z: &Features, x: &Features, c: MatRef<'_,
             let rz = b * block..(b * block + out_rows.nrows());
             for rx in &x_ranges {
                 let mut k = tile.as_mut().submatrix_mut(0, 0, rz.len(), rx.len());
-                kernel_block(kernel, z, rz.clone(), x, rx.clone(), false, k.rb_mut());
+                kernel_block(kernel, z, rz.clone(), x, rx.clone(), None, k.rb_mut());
                 matmul(out_rows.rb_mut(), Accum::Add, k.rb(), c.subrows(rx.start, rx.len()), 1.0, Par::Seq);
             }
         },
@@ -341,11 +395,11 @@ pub(crate) mod tests {
         let z = random_points(23, 11, 2);
         for kernel in [KernelFn::Gaussian { bandwidth: 0.3 }, KernelFn::Laplacian { sigma: 1.5 }] {
             let mut out = Mat::<f64>::zeros(23, 37);
-            kernel_block(kernel, &z, 0..23, &x, 0..37, false, out.as_mut());
+            kernel_block(kernel, &z, 0..23, &x, 0..37, None, out.as_mut());
             let want = dense_kernel(kernel, &z, &x);
             assert!((&out - &want).norm_max() < 1e-13);
             let mut diag = Mat::<f64>::zeros(37, 37);
-            kernel_block(kernel, &x, 0..37, &x, 0..37, true, diag.as_mut());
+            kernel_block(kernel, &x, 0..37, &x, 0..37, Some(0.0), diag.as_mut());
             let want = dense_kernel(kernel, &x, &x);
             assert!((&diag - &want).norm_max() < 1e-7, "laplacian near 0 is sensitive, but the diagonal is exact");
             assert!((0..37).all(|i| diag[(i, i)] == 1.0));
@@ -365,7 +419,7 @@ pub(crate) mod tests {
         let scale = 1.0 / 255.0;
         let (x, z) = (Features::from_pixels(&a, 20, dim, scale), Features::from_pixels(&b, 11, dim, scale));
         let mut out = Mat::<f64>::zeros(20, 11);
-        kernel_block(KernelFn::Gaussian { bandwidth: 0.02 }, &x, 0..20, &z, 0..11, false, out.as_mut());
+        kernel_block(KernelFn::Gaussian { bandwidth: 0.02 }, &x, 0..20, &z, 0..11, None, out.as_mut());
         for i in 0..20 {
             for j in 0..11 {
                 let d2: u64 = (0..dim).map(|k| (a[i * dim + k] as i64 - b[j * dim + k] as i64).pow(2) as u64).sum();
@@ -376,7 +430,7 @@ pub(crate) mod tests {
         // Real-valued copies of the same points agree to rounding.
         let xr = Features::new((0..20 * dim).map(|t| x.value(t / dim, t % dim)).collect(), 20, dim);
         let mut mixed = Mat::<f64>::zeros(20, 11);
-        kernel_block(KernelFn::Gaussian { bandwidth: 0.02 }, &xr, 0..20, &z, 0..11, false, mixed.as_mut());
+        kernel_block(KernelFn::Gaussian { bandwidth: 0.02 }, &xr, 0..20, &z, 0..11, None, mixed.as_mut());
         assert!((&mixed - &out).norm_max() < 1e-12);
     }
 
@@ -388,7 +442,7 @@ pub(crate) mod tests {
         let c = Mat::from_fn(53, 3, |i, j| ((i * 3 + j) as f64).sin());
         let want = dense_kernel(kernel, &x, &x) * &c;
         for block in [1, 8, 16, 53, 64] {
-            let got = symmetric_product(kernel, &x, c.as_ref(), block);
+            let got = symmetric_product(kernel, 0.0, &x, c.as_ref(), block);
             assert!((&got - &want).norm_max() < 1e-12, "block {block}");
         }
         let want = dense_kernel(kernel, &z, &x) * &c;

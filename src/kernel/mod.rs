@@ -6,6 +6,7 @@
 //! with a 28.8 GB dense f64 matrix for all 60,000 MNIST digits (test error 1.22%); here:
 //!
 //! - [`data`]: the inputs, with the training pipeline's corruption and randomizations;
+//! - [`features`]: the feature map applied before the kernel (raw pixels, Gabor, random conv);
 //! - [`matrix`]: kernel blocks by GEMM and matrix-free products, in f64;
 //! - [`gram`]: exact integer Gram blocks of 8-bit pixels (int8 VNNI or exact f32 chunks);
 //! - [`cpu`]: run-time CPU feature checks (VNNI, `vzeroupper`) shared by the above;
@@ -25,6 +26,7 @@ pub mod cpu;
 pub mod data;
 pub mod exact;
 pub mod exp;
+pub mod features;
 pub mod gram;
 pub mod matrix;
 pub mod memory;
@@ -34,9 +36,9 @@ pub mod result;
 use anyhow::{Context, Result};
 use config::{KernelConfig, Precision, SolverChoice};
 use faer::Mat;
-use matrix::{Features, argmax_rows, cross_product, error_rate, one_hot};
+use matrix::{argmax_rows, cross_product, error_rate, one_hot};
 use memory::{Budget, MemoryPlan};
-use result::{DataReport, KernelReport, MemoryReport, SolverReport, Times};
+use result::{DataReport, FeatureReport, KernelReport, MemoryReport, SolverReport, Times};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -60,13 +62,13 @@ enum Solver {
     Cg,
 }
 
-/// Memory of the exact solver: the tiles in the factor's precision, the features, and the
-/// n×classes vectors (with one accumulator per thread in the matrix-free products).
+/// Memory of the exact solver: the tiles in the factor's precision, the features
+/// (`feature_bytes`, train and test), and the n×classes vectors (with one accumulator per
+/// thread in the matrix-free products).
 pub fn cholesky_plan(
     precision: Precision,
     n: usize,
-    n_test: usize,
-    dim: usize,
+    feature_bytes: u64,
     classes: usize,
     tile: usize,
     threads: usize,
@@ -76,26 +78,19 @@ pub fn cholesky_plan(
         Precision::F32Refined => plan.add("f32 kernel tiles (lower triangle)", exact::tile_bytes::<f32>(n, tile)),
         Precision::F64 => plan.add("f64 kernel tiles (lower triangle)", exact::tile_bytes::<f64>(n, tile)),
     };
-    plan.add("features", Features::pixel_bytes(n, dim) + Features::pixel_bytes(n_test, dim));
+    plan.add("features", feature_bytes);
     let vectors = (threads as u64 + 10) * (n as u64) * (classes as u64) * 8;
     let scratch = (4 * threads as u64 + 16) * ((tile * tile) as u64 * 8 + n as u64 * 8);
     plan.add("vectors and scratch", vectors + scratch);
     plan
 }
 
-/// Memory of conjugate gradient: the features, the Nyström sketch (about five n×rank
-/// matrices plus one accumulator per thread) and the n×classes vectors.
-pub fn cg_plan(
-    n: usize,
-    n_test: usize,
-    dim: usize,
-    classes: usize,
-    rank: usize,
-    block: usize,
-    threads: usize,
-) -> MemoryPlan {
+/// Memory of conjugate gradient: the features (`feature_bytes`, train and test), the Nyström
+/// sketch (about five n×rank matrices plus one accumulator per thread) and the n×classes
+/// vectors.
+pub fn cg_plan(n: usize, feature_bytes: u64, classes: usize, rank: usize, block: usize, threads: usize) -> MemoryPlan {
     let mut plan = MemoryPlan::default();
-    plan.add("features", Features::pixel_bytes(n, dim) + Features::pixel_bytes(n_test, dim));
+    plan.add("features", feature_bytes);
     if rank > 0 {
         plan.add("Nyström sketch", (5 + threads as u64) * (n as u64) * (rank as u64) * 8);
     }
@@ -173,6 +168,7 @@ fn solve_exact(
 ) -> Result<Solved> {
     let settings = exact::ExactSettings {
         kernel: config.kernel,
+        ridge: config.ridge,
         tile: config.tile,
         group: config.group,
         block: config.block,
@@ -225,7 +221,9 @@ fn solve_cg(
     times: &mut Times,
     log: &mut dyn FnMut(&str),
 ) -> Result<Solved> {
-    let product = |v: faer::MatRef<'_, f64>| matrix::symmetric_product(config.kernel, &inputs.train, v, config.block);
+    let product = |v: faer::MatRef<'_, f64>| {
+        matrix::symmetric_product(config.kernel, config.ridge, &inputs.train, v, config.block)
+    };
     let mut on_iter = |it: &cg::Iteration| {
         log(&format!(
             "cg {}: relative residual {:.2e}, train error {:.2}%, {:.1}s",
@@ -267,25 +265,35 @@ fn solve_cg(
     })
 }
 
-/// Loads, plans, solves, predicts and reports (inside the worker pool).
+/// Loads, plans, maps, solves, predicts and reports (inside the worker pool).
 fn run_in_pool(config: &KernelConfig, threads: usize) -> Result<KernelOutcome> {
     let all = Instant::now();
     let mut times = Times::default();
     let mut log = |line: &str| println!("{line}");
 
     let started = Instant::now();
-    let inputs = data::load(config)?;
+    let images = data::load(config)?;
     times.load = started.elapsed().as_secs_f64();
-    let (n, dim, classes, n_test) = (inputs.train.n, inputs.train.dim, inputs.classes, inputs.test.n);
+    let shape = features::shape_of(&images.train);
+    config.features.validate(shape)?;
+    let (n, n_test, classes) = (images.train.len(), images.test.len(), images.classes);
+    let dim = config.features.dim(shape);
 
+    // The memory check covers the feature matrices before they are computed.
     let budget = memory::budget(Path::new("/proc/meminfo"), config.max_memory_gib)?;
-    let chol = cholesky_plan(config.precision, n, n_test, dim, classes, config.tile, threads);
+    let feature_bytes = config.features.bytes(n, shape) + config.features.bytes(n_test, shape);
+    let chol = cholesky_plan(config.precision, n, feature_bytes, classes, config.tile, threads);
     let rank = if config.cg.precond == cg::CgPrecond::Nystrom { config.cg.rank.min(n) } else { 0 };
-    let cgp = cg_plan(n, n_test, dim, classes, rank, config.block, threads);
+    let cgp = cg_plan(n, feature_bytes, classes, rank, config.block, threads);
     let solver = choose_solver(config, &chol, &cgp, &budget)?;
     let plan = if solver == Solver::Cg { &cgp } else { &chol };
 
-    log(&format!("data: {} ({dim} dims), {}", inputs.description, config.kernel.describe()));
+    log(&format!("data: {}, {}", images.description, config.features.describe(shape)));
+    log(&format!(
+        "kernel: {}{}",
+        config.kernel.describe(),
+        if config.ridge > 0.0 { format!(", ridge λ = {}", config.ridge) } else { ", interpolation (no ridge)".into() }
+    ));
     log(&format!(
         "solver: {}; memory {} ({}) of {} available ({}); {threads} threads",
         match solver {
@@ -296,13 +304,34 @@ fn run_in_pool(config: &KernelConfig, threads: usize) -> Result<KernelOutcome> {
                 config.refine_name(),
                 config.refine.tol
             ),
-            Solver::Cg => format!("conjugate gradient, tol {:.0e}, preconditioner rank {rank}", config.cg.tol),
+            Solver::Cg => format!(
+                "conjugate gradient, tol {:.0e}, {}{}",
+                config.cg.tol,
+                if rank > 0 { format!("Nyström preconditioner of rank {rank}") } else { "no preconditioner".into() },
+                if config.cg.until_fit { ", until the train error is 0" } else { "" }
+            ),
         },
         memory::gib(plan.total()),
         plan.breakdown(),
         memory::gib(budget.bytes),
         budget.source
     ));
+
+    let started = Instant::now();
+    let mapped = features::compute(&config.features, &images.train, &images.test, config.seed, config.progress)?;
+    times.features = started.elapsed().as_secs_f64();
+    if config.features.kind != features::FeatureKind::Raw {
+        log(&format!("features: {n} + {n_test} images in {:.1}s, scaled by {:.4e}", times.features, mapped.scale));
+    }
+    let inputs = data::KernelInputs {
+        train: mapped.train,
+        train_labels: images.train_labels,
+        corrupted: images.corrupted,
+        test: mapped.test,
+        test_labels: images.test.labels.clone(),
+        classes,
+        description: images.description,
+    };
 
     let y = one_hot(&inputs.train_labels, classes);
     let solved = match solver {
@@ -312,6 +341,8 @@ fn run_in_pool(config: &KernelConfig, threads: usize) -> Result<KernelOutcome> {
         Solver::Cg => solve_cg(config, rank, &inputs, y.as_ref(), threads, &mut times, &mut log)?,
     };
     let Solved { c, kc, solver: solver_report, refinement, cg_iterations, backward_error, factor_gflops } = solved;
+    // The solvers return (K + λI)·c; the model's values at the training points are K·c.
+    let k_only = &kc - &c * faer::Scale(config.ridge);
 
     let started = Instant::now();
     let scores = cross_product(config.kernel, &inputs.test, &inputs.train, c.as_ref(), config.block);
@@ -319,10 +350,11 @@ fn run_in_pool(config: &KernelConfig, threads: usize) -> Result<KernelOutcome> {
     times.predict = started.elapsed().as_secs_f64();
     let test_error = error_rate(&predictions, &inputs.test_labels);
     let test_mistakes = predictions.iter().zip(&inputs.test_labels).filter(|(p, t)| p != t).count();
-    let train_error = error_rate(&argmax_rows(kc.as_ref()), &inputs.train_labels);
+    let train_error = error_rate(&argmax_rows(k_only.as_ref()), &inputs.train_labels);
     let norm_ctkc: f64 =
-        (0..n).flat_map(|i| (0..classes).map(move |j| (i, j))).map(|(i, j)| c[(i, j)] * kc[(i, j)]).sum();
+        (0..n).flat_map(|i| (0..classes).map(move |j| (i, j))).map(|(i, j)| c[(i, j)] * k_only[(i, j)]).sum();
     let relative_residual = (&y - &kc).norm_l2() / y.norm_l2().max(f64::MIN_POSITIVE);
+    let fit = cg_iterations.iter().find(|it| it.train_error == 0.0).map(|it| it.iter);
     times.total = all.elapsed().as_secs_f64();
 
     let report = KernelReport {
@@ -339,7 +371,9 @@ fn run_in_pool(config: &KernelConfig, threads: usize) -> Result<KernelOutcome> {
             randomize: config.randomize.name().into(),
             seed: config.seed,
         },
+        features: FeatureReport { settings: config.features, dim, scale: mapped.scale },
         kernel: config.kernel,
+        ridge: config.ridge,
         solver: solver_report,
         test_error_percent: 100.0 * test_error,
         test_mistakes,
@@ -348,6 +382,8 @@ fn run_in_pool(config: &KernelConfig, threads: usize) -> Result<KernelOutcome> {
         norm_w: norm_ctkc.max(0.0).sqrt(),
         relative_residual,
         backward_error,
+        fit_iterations: fit,
+        fit_kernel_passes: fit.map(|iters| iters + usize::from(rank > 0 && solver == Solver::Cg)),
         refinement,
         cg_iterations,
         factor_gflops,
@@ -418,8 +454,9 @@ mod tests {
 
     #[test]
     fn plans_count_the_tiles_in_the_factor_precision() {
-        let f32p = cholesky_plan(Precision::F32Refined, 60_000, 2_000, 784, 10, 384, 2);
-        let f64p = cholesky_plan(Precision::F64, 60_000, 2_000, 784, 10, 384, 2);
+        let pixels = matrix::Features::pixel_bytes(62_000, 784);
+        let f32p = cholesky_plan(Precision::F32Refined, 60_000, pixels, 10, 384, 2);
+        let f64p = cholesky_plan(Precision::F64, 60_000, pixels, 10, 384, 2);
         assert_eq!(f32p.items[0].1 * 2, f64p.items[0].1);
         assert!((6.7..6.8).contains(&(f32p.items[0].1 as f64 / memory::GIB)), "{}", f32p.breakdown());
         assert!(f32p.total() < f32p.items[0].1 + (1 << 30), "the rest is small: {}", f32p.breakdown());

@@ -207,7 +207,7 @@ mod tests {
         let c0 = factor.apply(y.as_ref());
         let err0 = (&c0 - &exact).norm_max() / exact.norm_max();
         assert!(err0 > 1e-6, "the f32 solution alone is inaccurate ({err0:e})");
-        let product = |v: MatRef<'_, f64>| symmetric_product(kernel, &x, v, 64);
+        let product = |v: MatRef<'_, f64>| symmetric_product(kernel, 0.0, &x, v, 64);
         for method in [Method::Ir, Method::Pcg] {
             let options = RefineOptions { method, tol: 1e-15, max_steps: 30 };
             let mut seen = 0;
@@ -230,7 +230,7 @@ mod tests {
         let mut t = TiledLower::from_dense(k.as_ref(), 50);
         t.factor(1, &|_| {}).unwrap();
         let c0 = t.apply(y.as_ref());
-        let product = |v: MatRef<'_, f64>| symmetric_product(kernel, &x, v, 64);
+        let product = |v: MatRef<'_, f64>| symmetric_product(kernel, 0.0, &x, v, 64);
         let options = RefineOptions { method: Method::Ir, tol: 1e-14, max_steps: 5 };
         let system = System { product: &product, y: y.as_ref(), labels: &labels, k_norm_inf: 300.0 };
         let out = refine(&system, &t, c0, options, &mut |_| {});
@@ -243,7 +243,7 @@ mod tests {
         let (kernel, x, k, labels) = system();
         let y = one_hot(&labels, 10);
         let factor = f32_factor(&k, 64);
-        let product = |v: MatRef<'_, f64>| symmetric_product(kernel, &x, v, 64);
+        let product = |v: MatRef<'_, f64>| symmetric_product(kernel, 0.0, &x, v, 64);
         let options = RefineOptions { method: Method::Ir, tol: 0.0, max_steps: 3 };
         let system = System { product: &product, y: y.as_ref(), labels: &labels, k_norm_inf: 300.0 };
         let out = refine(&system, &factor, factor.apply(y.as_ref()), options, &mut |_| {});

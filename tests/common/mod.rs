@@ -119,6 +119,20 @@ pub fn run_err(args: &[&str]) -> String {
     lines[0].to_string()
 }
 
+/// Parses `rethink kernel --no-progress <args>` exactly as the binary does.
+pub fn kernel_config(args: &[&str]) -> anyhow::Result<rethink::kernel::config::KernelConfig> {
+    let argv = ["rethink", "kernel", "--no-progress"].iter().chain(args);
+    let rethink::cli::Command::Kernel(args) = <rethink::cli::Cli as clap::Parser>::parse_from(argv).command else {
+        unreachable!("parsed a kernel command")
+    };
+    args.into_config()
+}
+
+/// Runs `rethink kernel --no-progress <args>` in-process.
+pub fn kernel(args: &[&str]) -> anyhow::Result<rethink::kernel::KernelOutcome> {
+    rethink::kernel::run(&kernel_config(args)?)
+}
+
 /// Deterministic pseudo-random bytes (xorshift), so tests need no RNG crate.
 pub fn pseudo_random_bytes(n: usize, seed: u64) -> Vec<u8> {
     let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
