@@ -277,3 +277,56 @@ fn bad_sweep_files_get_one_line_errors_naming_the_point_and_flag() {
     let e = run_err(&["sweep", spec.to_str().unwrap(), "--jobs", "0"]);
     assert!(e.contains("--jobs must be at least 1"), "{e}");
 }
+
+/// A sweep of `rethink kernel` solves (the shipped `sweeps/kernel_fit.toml`, cut down): every
+/// point solves into its own directory, a rerun solves nothing, the report draws the passes to
+/// fit against p from the `result.json` files, and kernel-specific mistakes are one-line errors.
+#[test]
+fn kernel_sweep_records_fitting_time_and_the_report_draws_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let shipped = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("sweeps/kernel_fit.toml")).unwrap();
+    let body = shipped
+        .replace("data_dir = \"data/mnist\"", &format!("data_dir = {:?}", common::MNIST))
+        .replace("split_test_set = 2000", "split_test_set = 600")
+        .replace("test_size = 1000", "test_size = 200")
+        .replace("label_corrupt_prob = [0.0, 0.25, 0.5, 0.75, 1.0]", "label_corrupt_prob = [0.0, 1.0]");
+    let sweep = spec(tmp.path(), "kfit", &body);
+    let out = tmp.path().join("out");
+    let (spec_s, out_s) = (sweep.to_str().unwrap(), out.to_str().unwrap());
+    let first = run(&["sweep", spec_s, "--out", out_s, "--jobs", "2"]);
+    assert!(first.status.success(), "{}", text(&first));
+    assert_eq!(statuses(&sweep, &out), ["done"; 4]);
+    let mut passes = Vec::new();
+    for dir in ["kernel-laplacian_label-corrupt-prob-0", "kernel-gaussian_label-corrupt-prob-1"] {
+        let result: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(out.join(dir).join("result.json")).unwrap()).unwrap();
+        assert_eq!(result["train_error_percent"], 0.0, "{dir}");
+        assert_eq!(result["config"]["cg"]["until_fit"], true, "{dir}");
+        passes.push(result["fit_kernel_passes"].as_u64().unwrap());
+    }
+    // The report's CSV holds each solve's numbers; the figure is there.
+    let csv = fs::read_to_string(out.join("report/kernel_fit.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 5, "{csv}");
+    let row = csv.lines().find(|l| l.contains("kernel-gaussian_label-corrupt-prob-1")).unwrap();
+    assert!(
+        row.starts_with("gaussian bandwidth 0.02,raw,600,1,") && row.contains(&format!(",{},", passes[1])),
+        "{row}"
+    );
+    assert!(out.join("report/kernel_fit.png").is_file() && out.join("report/kernel_fit.svg").is_file());
+
+    // A rerun solves nothing; a changed setting is a conflict, not a silent overwrite.
+    let again = text(&run(&["sweep", spec_s, "--out", out_s, "--no-report"]));
+    assert!(again.contains("4 done, 0 to run") && !again.contains("start"), "{again}");
+    let changed = spec(tmp.path(), "kfit", &body.replace("max_iters = 3000", "max_iters = 2999"));
+    assert!(statuses(&changed, &out).iter().all(|s| s == "conflict"), "{:?}", statuses(&changed, &out));
+
+    // Kernel-specific mistakes.
+    let e = run_err(&["sweep", spec_s, "--out", out_s, "--device", "cpu"]);
+    assert!(e.contains("--device applies to sweeps of `rethink train`"), "{e}");
+    let bad = spec(tmp.path(), "kbad", &body.replace("until_fit = true", "until_fit = true\nepochs = 3"));
+    let e = run_err(&["sweep", bad.to_str().unwrap(), "--list"]);
+    assert!(e.contains("unknown setting `epochs`: not a `rethink kernel` flag"), "{e}");
+    let bad = spec(tmp.path(), "kbad2", &body.replace("cg_precond = \"none\"", "cg_precond = \"none\"\nridge = -1"));
+    let e = run_err(&["sweep", bad.to_str().unwrap(), "--list"]);
+    assert!(e.contains("point 0") && e.contains("--ridge -1 must be a non-negative number"), "{e}");
+}

@@ -169,7 +169,7 @@ impl Preconditioner for Nystrom {
 }
 
 /// When CG stops and how it is preconditioned.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct CgOptions {
     /// Stop when every column has ‖r_j‖ ≤ tol·‖y_j‖.
     pub tol: f64,

@@ -56,8 +56,8 @@ impl Precision {
     }
 }
 
-/// Everything `rethink kernel` needs to know.
-#[derive(Debug, Clone, PartialEq)]
+/// Everything `rethink kernel` needs to know (saved in `result.json` as `config`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct KernelConfig {
     /// Dataset.
     pub data: DataKind,
@@ -110,10 +110,28 @@ pub struct KernelConfig {
     pub progress: bool,
 }
 
+/// The settings of a saved `config` that decide the result: [`KernelConfig::identity`] of
+/// the config it was serialized from.
+pub fn identity_of(mut saved: serde_json::Value) -> serde_json::Value {
+    if let Some(map) = saved.as_object_mut() {
+        for key in ["out", "progress", "threads", "max_memory_gib"] {
+            map.remove(key);
+        }
+    }
+    saved
+}
+
 impl KernelConfig {
     /// The effective label corruption probability.
     pub fn corrupt_prob(&self) -> f64 {
         self.label_corrupt_prob.unwrap_or(if self.randomize == Randomization::Labels { 1.0 } else { 0.0 })
+    }
+
+    /// The settings that decide the result, as JSON: everything but where it is written,
+    /// the progress bar, the thread count and the memory cap. A sweep compares it with the
+    /// `config` of a point's `result.json` to tell a finished point from a changed one.
+    pub fn identity(&self) -> serde_json::Value {
+        identity_of(serde_json::to_value(self).expect("a kernel config serializes"))
     }
 
     /// Checks the settings, with one-line messages naming the flag.

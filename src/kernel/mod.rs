@@ -394,9 +394,12 @@ fn run_in_pool(config: &KernelConfig, threads: usize) -> Result<KernelOutcome> {
             available_source: budget.source.clone(),
             peak_rss_bytes: memory::peak_rss(),
         },
+        config: config.clone(),
     };
-    let result_path = report.write_json(&config.out)?;
+    // result.json last: its presence marks a finished run (a sweep skips the point).
+    std::fs::create_dir_all(&config.out).with_context(|| format!("cannot create {}", config.out.display()))?;
     write_predictions(&config.out.join("predictions.txt"), &predictions)?;
+    let result_path = report.write_json(&config.out)?;
     println!("{}", report.summary());
     println!("wrote {}", result_path.display());
     Ok(KernelOutcome { report, predictions, c, result_path })

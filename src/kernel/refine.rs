@@ -49,7 +49,7 @@ pub enum Method {
 }
 
 /// When to stop.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct RefineOptions {
     /// IR or PCG.
     pub method: Method,

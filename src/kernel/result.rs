@@ -2,6 +2,7 @@
 //! cᵀKc, the time of each phase, and the same as `result.json`.
 
 use super::cg::Iteration;
+use super::config::KernelConfig;
 use super::features::FeatureSettings;
 use super::matrix::KernelFn;
 use super::refine::Step;
@@ -147,6 +148,9 @@ pub struct KernelReport {
     pub times: Times,
     /// Memory.
     pub memory: MemoryReport,
+    /// Every setting of the run (what `rethink kernel` was asked), to reproduce it and to let
+    /// a sweep recognize a finished point.
+    pub config: KernelConfig,
 }
 
 impl KernelReport {

@@ -314,7 +314,7 @@ pub fn figure1c(runs: &[Run], out: &Path) -> Result<Outcome> {
 }
 
 /// Averages the values of equal p (repeated runs), sorted by p.
-fn mean_by_p(points: impl Iterator<Item = (f64, f64)>) -> Vec<(f64, f64)> {
+pub fn mean_by_p(points: impl Iterator<Item = (f64, f64)>) -> Vec<(f64, f64)> {
     let mut sums: Vec<(f64, f64, usize)> = Vec::new();
     for (p, v) in points {
         match sums.iter_mut().find(|(q, _, _)| *q == p) {

@@ -4,11 +4,13 @@
 //! `figure1a` (training loss vs. SGD steps per randomization test), `figure1b` (time to fit
 //! relative to true labels vs. label corruption p), `figure1c` (test error vs. p),
 //! `memorization` (clean vs. corrupted examples for 0 < p < 1) — each as PNG, SVG and CSV —
-//! and `table1.md`/`table1.csv` (the paper's Table 1). A figure without the runs it needs is
+//! `table1.md`/`table1.csv` (the paper's Table 1), and `kernel_fit` (passes over K until
+//! kernel CG fits the labels vs. p, from `rethink kernel` solves). A figure without the runs it needs is
 //! skipped with a one-line reason; an unreadable run is skipped with a one-line reason.
 
 pub mod csv;
 pub mod figure1;
+pub mod kernel_fit;
 pub mod memorization;
 pub mod names;
 pub mod plot;
@@ -62,7 +64,8 @@ pub fn run(args: &ReportArgs) -> Result<()> {
         eprintln!("{note}");
     }
     let all = loaded?;
-    if all.is_empty() {
+    let kernel_runs = load_kernel_runs(&args.dirs);
+    if all.is_empty() && kernel_runs.is_empty() {
         let dirs: Vec<String> = args.dirs.iter().map(|d| d.display().to_string()).collect();
         bail!("no readable run in {}", dirs.join(", "));
     }
@@ -75,18 +78,24 @@ pub fn run(args: &ReportArgs) -> Result<()> {
     }
     std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
     let out = args.out.as_path();
-    let outcomes = [
-        ("figure1a", figure1::figure1a(&all, out, &mut notes)?),
-        ("figure1b", figure1::figure1b(&all, args.fit_threshold, out, &mut notes)?),
-        ("figure1c", figure1::figure1c(&all, out)?),
-        ("memorization", memorization::memorization(&all, out, &mut notes)?),
-        ("table1", table1::table1(&all, out)?),
-    ];
+    let mut outcomes = Vec::new();
+    if !all.is_empty() {
+        outcomes.extend([
+            ("figure1a", figure1::figure1a(&all, out, &mut notes)?),
+            ("figure1b", figure1::figure1b(&all, args.fit_threshold, out, &mut notes)?),
+            ("figure1c", figure1::figure1c(&all, out)?),
+            ("memorization", memorization::memorization(&all, out, &mut notes)?),
+            ("table1", table1::table1(&all, out)?),
+        ]);
+    }
+    if !kernel_runs.is_empty() {
+        outcomes.push(("kernel_fit", kernel_fit::kernel_fit(&kernel_runs, out, &mut notes)?));
+    }
     for note in &notes {
         eprintln!("note: {note}");
     }
     let finished = all.iter().filter(|r| r.finished()).count();
-    println!("read {} runs ({finished} finished)", all.len());
+    println!("read {} runs ({finished} finished) and {} kernel solves", all.len(), kernel_runs.len());
     for (name, outcome) in outcomes {
         match outcome {
             Outcome::Written(paths) => {
@@ -98,4 +107,23 @@ pub fn run(args: &ReportArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Every kernel solve (a directory with a `result.json`) under `dirs`; one that cannot be read
+/// is skipped with a one-line note.
+fn load_kernel_runs(dirs: &[PathBuf]) -> Vec<kernel_fit::KernelRun> {
+    let mut found: Vec<PathBuf> =
+        dirs.iter().flat_map(|d| runs::find_dirs_with(d, "result.json").unwrap_or_default()).collect();
+    found.sort();
+    found.dedup();
+    found
+        .iter()
+        .filter_map(|dir| match kernel_fit::KernelRun::load(dir) {
+            Ok(run) => Some(run),
+            Err(err) => {
+                eprintln!("skipped kernel solve: {err:#}");
+                None
+            }
+        })
+        .collect()
 }

@@ -187,21 +187,27 @@ pub fn parse_metrics(text: &str) -> Result<Vec<EpochMetrics>> {
     Ok(rows)
 }
 
-/// Every directory holding a `config.json` at or below `root` (not looking inside a run
-/// directory), sorted by path. Symbolic links to directories are not followed.
+/// Every directory holding a `config.json` (a training run) at or below `root` (not looking
+/// inside a run directory), sorted by path. Symbolic links to directories are not followed.
 pub fn find_run_dirs(root: &Path) -> Result<Vec<PathBuf>> {
+    find_dirs_with(root, "config.json")
+}
+
+/// Every directory holding a file named `marker` at or below `root` (not looking inside such
+/// a directory), sorted by path: `result.json` finds kernel solves.
+pub fn find_dirs_with(root: &Path, marker: &str) -> Result<Vec<PathBuf>> {
     let meta = fs::metadata(root).with_context(|| format!("cannot read {}", root.display()))?;
     if !meta.is_dir() {
         bail!("{} is not a directory", root.display());
     }
     let mut found = Vec::new();
-    walk(root, &mut found)?;
+    walk(root, marker, &mut found)?;
     found.sort();
     Ok(found)
 }
 
-fn walk(dir: &Path, found: &mut Vec<PathBuf>) -> Result<()> {
-    if dir.join("config.json").is_file() {
+fn walk(dir: &Path, marker: &str, found: &mut Vec<PathBuf>) -> Result<()> {
+    if dir.join(marker).is_file() {
         found.push(dir.to_path_buf());
         return Ok(());
     }
@@ -209,7 +215,7 @@ fn walk(dir: &Path, found: &mut Vec<PathBuf>) -> Result<()> {
     for entry in entries {
         let entry = entry.with_context(|| format!("cannot list {}", dir.display()))?;
         if entry.file_type().is_ok_and(|t| t.is_dir()) {
-            walk(&entry.path(), found)?;
+            walk(&entry.path(), marker, found)?;
         }
     }
     Ok(())
@@ -221,8 +227,8 @@ pub fn load_runs(dirs: &[PathBuf], notes: &mut Vec<String>) -> Result<Vec<Run>> 
     let mut runs = Vec::new();
     for root in dirs {
         let found = find_run_dirs(root)?;
-        if found.is_empty() {
-            bail!("no run directory (one with a config.json) in {}", root.display());
+        if found.is_empty() && find_dirs_with(root, "result.json")?.is_empty() {
+            bail!("no run directory (one with a config.json, or a kernel solve's result.json) in {}", root.display());
         }
         for dir in found {
             if runs.iter().any(|r: &Run| r.dir == dir) {

@@ -1,5 +1,6 @@
-//! `rethink sweep SPEC.toml`: a grid of training runs (the paper's Figure 1 and Table 1) from
-//! one TOML file, run locally a few at a time, one point per Slurm array task, or listed.
+//! `rethink sweep SPEC.toml`: a grid of training runs (the paper's Figure 1 and Table 1), or of
+//! kernel solves (`command = "kernel"`: fitting time against label noise), from one TOML file,
+//! run locally a few at a time, one point per Slurm array task, or listed.
 //!
 //! Each point is an ordinary run directory under `--out`. Finished points are skipped and
 //! unfinished ones resumed from their checkpoint, so re-running a sweep completes it without
@@ -38,8 +39,13 @@ impl Sweep {
     pub fn load(spec_path: &Path, out: Option<&Path>) -> Result<Self> {
         let spec = SweepSpec::load(spec_path)?;
         let invalid = |e: anyhow::Error| anyhow::anyhow!("invalid sweep file {}: {e:#}", spec_path.display());
-        let points =
-            spec.expand().map_err(invalid)?.iter().map(Point::new).collect::<Result<Vec<_>>>().map_err(invalid)?;
+        let points = spec
+            .expand()
+            .map_err(invalid)?
+            .iter()
+            .map(|p| Point::new(p, spec.command))
+            .collect::<Result<Vec<_>>>()
+            .map_err(invalid)?;
         let mut seen: HashMap<&str, usize> = HashMap::new();
         for p in &points {
             if let Some(first) = seen.insert(&p.dir_name, p.index) {
@@ -55,11 +61,12 @@ impl Sweep {
     }
 
     /// Trains every point on `device` (`--device`), whatever the sweep file says.
-    pub fn set_device(&mut self, device: DeviceSpec) {
+    pub fn set_device(&mut self, device: DeviceSpec) -> Result<()> {
         self.device = Some(device);
         for point in &mut self.points {
-            point.set_device(device);
+            point.set_device(device)?;
         }
+        Ok(())
     }
 
     /// Each point's status.
@@ -101,7 +108,7 @@ pub fn run(args: &SweepArgs) -> Result<()> {
     }
     let mut sweep = Sweep::load(&args.spec, args.out.as_deref())?;
     if let Some(device) = args.device {
-        sweep.set_device(device);
+        sweep.set_device(device)?;
     }
     if args.list {
         print!("{}", sweep.list());

@@ -1,9 +1,11 @@
-//! A sweep point as a `rethink train` run: its command line, its settings, its run directory
-//! and how far it got.
+//! A sweep point as a `rethink train` (or `rethink kernel`) run: its command line, its
+//! settings, its run directory and how far it got.
 
-use super::spec::{PointSettings, Settings, value_text};
+use super::spec::{PointSettings, Settings, SweepCommand, value_text};
 use crate::cli::{Cli, Command, TrainArgs};
 use crate::device::DeviceSpec;
+use crate::kernel::config::{KernelConfig, identity_of};
+use crate::kernel::matrix::KernelFn;
 use crate::train::config::TrainConfig;
 use crate::train::run_dir::{experiment_name, is_locked, python_g};
 use crate::train::trainer::first_difference;
@@ -13,15 +15,24 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use toml::Value;
 
-/// A checked point: the `rethink train` flags it stands for and the run they describe.
+/// What a point runs, with its checked settings.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Job {
+    /// A `rethink train` run.
+    Train(Box<TrainConfig>),
+    /// A `rethink kernel` solve (its `out` is the point's run directory).
+    Kernel(Box<KernelConfig>),
+}
+
+/// A checked point: the flags it stands for and the run they describe.
 #[derive(Debug, Clone)]
 pub struct Point {
     /// Position in the sweep (`--index`, the Slurm array task id).
     pub index: usize,
-    /// `rethink train` arguments (without `--out`, `--run-name`, `--resume`).
+    /// Flags of the command (without `--out`, `--run-name`, `--resume`, `--no-progress`).
     pub args: Vec<String>,
-    /// The run's settings.
-    pub config: TrainConfig,
+    /// The command and the run's settings.
+    pub job: Job,
     /// The run directory's name under the sweep's output directory.
     pub dir_name: String,
     /// The settings that vary across points, for display (`arch=mlp label-corrupt-prob=0.5`).
@@ -49,31 +60,59 @@ const IN_EXPERIMENT_NAME: [&str; 15] = [
 ];
 
 impl Point {
-    /// Checks a point against `rethink train`'s flags and settings. Errors name the point and
+    /// Checks a point against the flags and settings of `command`. Errors name the point and
     /// the flag.
-    pub fn new(settings: &PointSettings) -> Result<Self> {
+    pub fn new(settings: &PointSettings, command: SweepCommand) -> Result<Self> {
         let label = settings.own.iter().map(|(k, v)| format!("{k}={}", value_text(v))).collect::<Vec<_>>().join(" ");
         let context = |what: String| anyhow::anyhow!("point {} ({label}): {what}", settings.index);
-        let args = train_args(&settings.settings).map_err(|e| context(e.to_string()))?;
-        let argv = ["rethink", "train"].into_iter().map(String::from).chain(args.iter().cloned());
+        let args = command_args(&settings.settings, command).map_err(|e| context(e.to_string()))?;
+        let argv = ["rethink", command.name()].into_iter().map(String::from).chain(args.iter().cloned());
         let parsed = Cli::try_parse_from(argv).map_err(|e| context(clap_line(&e)))?;
-        let Command::Train(train) = parsed.command else { unreachable!("parsed a train command") };
-        let (config, _) = train.into_config();
-        config.validate().map_err(|e| context(format!("{e:#}")))?;
-        if config.epochs == 0 {
-            return Err(context("epochs = 0 trains nothing; a sweep point needs at least one epoch".into()));
-        }
-        let dir_name = dir_name(&config, &settings.own);
-        Ok(Self { index: settings.index, args, config, dir_name, label })
+        let (job, dir_name) = match parsed.command {
+            Command::Train(train) => {
+                let (config, _) = train.into_config();
+                config.validate().map_err(|e| context(format!("{e:#}")))?;
+                if config.epochs == 0 {
+                    return Err(context("epochs = 0 trains nothing; a sweep point needs at least one epoch".into()));
+                }
+                let dir_name = dir_name(experiment_name(&config), &settings.own, &IN_EXPERIMENT_NAME);
+                (Job::Train(Box::new(config)), dir_name)
+            }
+            Command::Kernel(kernel) => {
+                let config = kernel.into_config().map_err(|e| context(format!("{e:#}")))?;
+                config.validate().map_err(|e| context(format!("{e:#}")))?;
+                let kind = match config.kernel {
+                    KernelFn::Gaussian { .. } => "gaussian",
+                    KernelFn::Laplacian { .. } => "laplacian",
+                    KernelFn::Linear => "linear",
+                };
+                (Job::Kernel(Box::new(config)), dir_name(format!("kernel-{kind}"), &settings.own, &["kernel"]))
+            }
+            _ => unreachable!("parsed a {} command", command.name()),
+        };
+        Ok(Self { index: settings.index, args, job, dir_name, label })
     }
 
-    /// Trains the point on `device` instead of the device its settings name.
-    pub fn set_device(&mut self, device: DeviceSpec) {
+    /// The training settings of a `train` point.
+    pub fn train_config(&self) -> Option<&TrainConfig> {
+        match &self.job {
+            Job::Train(config) => Some(config),
+            Job::Kernel(_) => None,
+        }
+    }
+
+    /// Trains the point on `device` instead of the device its settings name; kernel solves
+    /// run on the CPU and refuse.
+    pub fn set_device(&mut self, device: DeviceSpec) -> Result<()> {
+        let Job::Train(config) = &mut self.job else {
+            bail!("--device applies to sweeps of `rethink train`: kernel solves run on the CPU");
+        };
         if let Some(at) = self.args.iter().position(|a| a == "--device") {
             self.args.drain(at..(at + 2).min(self.args.len()));
         }
         self.args.extend(["--device".to_string(), device.to_string()]);
-        self.config.device = device;
+        config.device = device;
+        Ok(())
     }
 
     /// The point's run directory under `out`.
@@ -81,19 +120,36 @@ impl Point {
         out.join(&self.dir_name)
     }
 
-    /// The full `rethink train` command line that runs (or resumes) the point under `out`.
+    /// The full command line that runs (or resumes) the point under `out`.
     pub fn command_line(&self, out: &Path) -> Vec<String> {
-        let mut argv: Vec<String> = vec!["train".into()];
+        let command = match self.job {
+            Job::Train(_) => "train",
+            Job::Kernel(_) => "kernel",
+        };
+        let mut argv: Vec<String> = vec![command.into()];
         argv.extend(self.args.iter().cloned());
-        argv.extend([
-            "--out".into(),
-            out.display().to_string(),
-            "--run-name".into(),
-            self.dir_name.clone(),
-            "--resume".into(),
-            "--no-progress".into(),
-        ]);
+        match self.job {
+            Job::Train(_) => argv.extend([
+                "--out".into(),
+                out.display().to_string(),
+                "--run-name".into(),
+                self.dir_name.clone(),
+                "--resume".into(),
+            ]),
+            Job::Kernel(_) => argv.extend(["--out".into(), self.dir(out).display().to_string()]),
+        }
+        argv.push("--no-progress".into());
         argv
+    }
+
+    /// The settings of a `kernel` point writing into its run directory under `out` (for
+    /// running it in-process).
+    pub fn kernel_config(&self, out: &Path) -> Result<KernelConfig> {
+        let argv = std::iter::once("rethink".to_string()).chain(self.command_line(out));
+        match Cli::try_parse_from(argv).map_err(|e| anyhow::anyhow!(clap_line(&e)))?.command {
+            Command::Kernel(kernel) => kernel.into_config(),
+            _ => bail!("point {} is not a kernel solve", self.index),
+        }
     }
 
     /// The parsed `rethink train` flags of the point under `out` (for running it in-process).
@@ -106,14 +162,15 @@ impl Point {
     }
 }
 
-/// Settings → `rethink train` arguments, checking each key is a flag and each value's type.
-fn train_args(settings: &Settings) -> Result<Vec<String>> {
+/// Settings → arguments of `command`, checking each key is a flag and each value's type.
+fn command_args(settings: &Settings, command: SweepCommand) -> Result<Vec<String>> {
     let cli = Cli::command();
-    let train = cli.find_subcommand("train").expect("rethink has a train subcommand");
+    let name = command.name();
+    let train = cli.find_subcommand(name).expect("rethink has the sweep's subcommands");
     let mut args = Vec::new();
     for (key, value) in settings {
         let Some(arg) = train.get_arguments().find(|a| a.get_long() == Some(key)) else {
-            bail!("unknown setting `{key}`: not a `rethink train` flag (see rethink train --help)");
+            bail!("unknown setting `{key}`: not a `rethink {name}` flag (see rethink {name} --help)");
         };
         let switch = matches!(arg.get_action(), ArgAction::SetTrue);
         match (switch, value) {
@@ -146,13 +203,14 @@ fn clap_line(err: &clap::Error) -> String {
         .join(" ")
 }
 
-/// The demo's experiment name, plus `_<flag>-<value>` for each varying setting the name does
-/// not spell out (e.g. `_seed-1`). It depends only on the point's own settings, so adding
-/// points to a sweep never renames the runs it already has.
-fn dir_name(config: &TrainConfig, own: &Settings) -> String {
-    let mut name = experiment_name(config);
+/// `base` (the demo's experiment name for training, `kernel` for kernel solves), plus
+/// `_<flag>-<value>` for each varying setting it does not spell out (`spelled`), e.g.
+/// `_seed-1`. It depends only on the point's own settings, so adding points to a sweep never
+/// renames the runs it already has.
+fn dir_name(base: String, own: &Settings, spelled: &[&str]) -> String {
+    let mut name = base;
     for (key, value) in own {
-        if IN_EXPERIMENT_NAME.contains(&key.as_str()) {
+        if spelled.contains(&key.as_str()) {
             continue;
         }
         let text = match value {
@@ -200,6 +258,10 @@ impl Point {
     /// The point's status under `out`, from its run directory.
     pub fn status(&self, out: &Path) -> Status {
         let dir = self.dir(out);
+        let config = match &self.job {
+            Job::Train(config) => config,
+            Job::Kernel(config) => return kernel_status(&dir, config),
+        };
         if is_locked(&dir) {
             return Status::Running;
         }
@@ -207,16 +269,16 @@ impl Point {
             && let Ok(saved) = serde_json::from_str::<serde_json::Value>(&text)
             && let Some(saved) = saved.get("config")
             && let Ok(saved) = serde_json::from_value::<TrainConfig>(saved.clone())
-            && saved.resume_key() != self.config.resume_key()
+            && saved.resume_key() != config.resume_key()
         {
-            return Status::Conflict(first_difference(&saved.resume_key(), &self.config.resume_key()));
+            return Status::Conflict(first_difference(&saved.resume_key(), &config.resume_key()));
         }
         let results = std::fs::read_to_string(dir.join("results.json"))
             .ok()
             .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
         if let Some(results) = &results {
             let planned = results.get("epochs_planned").and_then(|v| v.as_u64()).unwrap_or(0) as usize;
-            if planned >= self.config.epochs {
+            if planned >= config.epochs {
                 return Status::Done;
             }
         }
@@ -226,13 +288,28 @@ impl Point {
     }
 }
 
+/// A kernel point is done when its `result.json` (written last, atomically) holds the same
+/// settings; a solve is not resumable, so an unfinished one is pending.
+fn kernel_status(dir: &Path, config: &KernelConfig) -> Status {
+    let Some(result) = std::fs::read_to_string(dir.join("result.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+    else {
+        return Status::Pending;
+    };
+    let saved = identity_of(result.get("config").cloned().unwrap_or_default());
+    let now = config.identity();
+    if saved == now { Status::Done } else { Status::Conflict(first_difference(&saved, &now)) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::sweep::spec::SweepSpec;
 
     fn points(text: &str) -> Result<Vec<Point>> {
-        SweepSpec::parse(text, "t")?.expand()?.iter().map(Point::new).collect()
+        let spec = SweepSpec::parse(text, "t")?;
+        spec.expand()?.iter().map(|p| Point::new(p, spec.command)).collect()
     }
 
     fn error(text: &str) -> String {
@@ -256,15 +333,16 @@ mod tests {
         )
         .unwrap();
         assert_eq!(points.len(), 4);
-        assert_eq!(points[3].config.label_corrupt_prob, 0.5);
-        assert_eq!(points[3].config.seed, 7);
-        assert!(!points[3].config.data_augmentation);
+        let config = points[3].train_config().unwrap();
+        assert_eq!(config.label_corrupt_prob, 0.5);
+        assert_eq!(config.seed, 7);
+        assert!(!config.data_augmentation);
         assert_eq!(points[0].dir_name, "synthetic_mlp512_lr0.1_mmt0.9_Wd0.0001_NoAug_seed-0");
         assert_eq!(points[3].dir_name, "synthetic_corrupt0.5_mlp512_lr0.1_mmt0.9_Wd0.0001_NoAug_seed-7");
         assert_eq!(points[3].label, "label-corrupt-prob=0.5 seed=7");
         let argv = points[3].command_line(Path::new("runs/x"));
         assert!(argv.windows(2).any(|w| w == ["--run-name", points[3].dir_name.as_str()]));
-        assert_eq!(points[3].train_args(Path::new("runs/x")).unwrap().into_config().0, points[3].config);
+        assert_eq!(&points[3].train_args(Path::new("runs/x")).unwrap().into_config().0, config);
     }
 
     #[test]

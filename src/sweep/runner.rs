@@ -2,7 +2,7 @@
 //! child processes, `--jobs` at a time, each with its share of the cores.
 
 use super::Sweep;
-use super::point::{Point, Status};
+use super::point::{Job, Point, Status};
 use anyhow::{Context, Result, bail};
 use std::fs::{self, File, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -28,8 +28,16 @@ pub fn run_one(sweep: &Sweep, index: usize) -> Result<()> {
         Status::Partial { .. } | Status::Pending => {}
     }
     println!("point {index} of {}: {} [{}]", sweep.points.len(), point.dir_name, point.label);
-    let (config, options) = point.train_args(&sweep.out)?.into_config();
-    crate::train::trainer::train(&config, &options).with_context(|| format!("point {index} ({})", point.dir_name))?;
+    let context = || format!("point {index} ({})", point.dir_name);
+    match point.job {
+        Job::Train(_) => {
+            let (config, options) = point.train_args(&sweep.out)?.into_config();
+            crate::train::trainer::train(&config, &options).with_context(context)?;
+        }
+        Job::Kernel(_) => {
+            crate::kernel::run(&point.kernel_config(&sweep.out)?).with_context(context)?;
+        }
+    }
     Ok(())
 }
 
@@ -151,8 +159,13 @@ fn spawn(exe: &Path, point: &Point, out: &Path, log: &Path, threads: usize) -> R
             .open(log)
             .with_context(|| format!("cannot open log file {}", log.display()))
     };
+    let mut argv = point.command_line(out);
+    if matches!(point.job, Job::Kernel(_)) {
+        // Kernel solves size their own thread pool (not part of the result's identity).
+        argv.extend(["--threads".into(), threads.to_string()]);
+    }
     Command::new(exe)
-        .args(point.command_line(out))
+        .args(argv)
         .env("RAYON_NUM_THREADS", threads.to_string())
         .stdin(Stdio::null())
         .stdout(open()?)
@@ -179,8 +192,16 @@ fn finish(sweep: &Sweep, r: Running, status: std::process::ExitStatus, outcome: 
     }
 }
 
-/// `train 100.00%, val 10.20%, 14 epochs` from a finished run's `results.json`.
+/// `train 100.00%, val 10.20%, 14 epochs` from a finished run's `results.json`, or
+/// `test error 9.70%, fit in 7 passes over K` from a kernel solve's `result.json`.
 fn summary(run: &Path) -> String {
+    if let Some(r) = fs::read_to_string(run.join("result.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+    {
+        let fit = r["fit_kernel_passes"].as_u64().map_or(String::new(), |p| format!(", fit in {p} passes over K"));
+        return format!("test error {:.2}%{fit}", r["test_error_percent"].as_f64().unwrap_or(f64::NAN));
+    }
     let results = fs::read_to_string(run.join("results.json"))
         .ok()
         .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());

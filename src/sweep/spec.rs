@@ -1,9 +1,11 @@
-//! The sweep file: a `[base]` of `rethink train` settings, a `[grid]` whose lists multiply, and
-//! explicit `[[points]]`, expanded into the sweep's points in a fixed order.
+//! The sweep file: a `[base]` of `rethink train` (or `rethink kernel`) settings, a `[grid]`
+//! whose lists multiply, and explicit `[[points]]`, expanded into the sweep's points in a fixed
+//! order.
 //!
 //! ```toml
 //! name = "quick"                      # optional: the sweep's name (default: the file's stem)
 //! description = "what this sweep is"  # optional
+//! command = "train"                   # optional: "train" (default) or "kernel"
 //!
 //! [base]                              # settings every point shares (flag long names)
 //! arch = "mlp"
@@ -16,7 +18,7 @@
 //! randomize = "shuffled-pixels"
 //! ```
 //!
-//! Keys are `rethink train` flags by their long name, with `-` or `_`. Values are TOML strings,
+//! Keys are flags of the command by their long name, with `-` or `_`. Values are TOML strings,
 //! numbers or booleans (a boolean switches a flag on, or off through its `--no-` form).
 
 use anyhow::{Context, Result, bail};
@@ -27,6 +29,25 @@ use toml::{Table, Value};
 /// One point's settings: flag (kebab-case long name) → value, in the order they were written.
 pub type Settings = Vec<(String, Value)>;
 
+/// The command every point of a sweep runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SweepCommand {
+    /// `rethink train`: a network trained by SGD (Figure 1, Table 1).
+    Train,
+    /// `rethink kernel`: a kernel solve (section 5, and kernel fitting time against p).
+    Kernel,
+}
+
+impl SweepCommand {
+    /// The subcommand's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            SweepCommand::Train => "train",
+            SweepCommand::Kernel => "kernel",
+        }
+    }
+}
+
 /// A parsed sweep file.
 #[derive(Debug, Clone)]
 pub struct SweepSpec {
@@ -34,6 +55,8 @@ pub struct SweepSpec {
     pub name: String,
     /// Free text describing the sweep.
     pub description: Option<String>,
+    /// The command the points run.
+    pub command: SweepCommand,
     /// Settings shared by every point.
     pub base: Settings,
     /// The grid's keys with their lists of values, in file order.
@@ -73,6 +96,7 @@ impl SweepSpec {
         let mut spec = SweepSpec {
             name: default_name.to_string(),
             description: None,
+            command: SweepCommand::Train,
             base: Vec::new(),
             grid: Vec::new(),
             points: Vec::new(),
@@ -81,6 +105,13 @@ impl SweepSpec {
             match (key.as_str(), value) {
                 ("name", Value::String(name)) => spec.name = name,
                 ("description", Value::String(text)) => spec.description = Some(text),
+                ("command", Value::String(command)) => {
+                    spec.command = match command.as_str() {
+                        "train" => SweepCommand::Train,
+                        "kernel" => SweepCommand::Kernel,
+                        other => bail!("command = {other:?}: expected \"train\" or \"kernel\""),
+                    }
+                }
                 ("base", Value::Table(base)) => spec.base = settings(base, "[base]")?,
                 ("grid", Value::Table(grid)) => {
                     for (key, values) in grid {
@@ -105,12 +136,12 @@ impl SweepSpec {
                         spec.points.push(settings(point, &format!("[[points]] entry {i}"))?);
                     }
                 }
-                ("name" | "description", _) => bail!("`{key}` must be a string"),
+                ("name" | "description" | "command", _) => bail!("`{key}` must be a string"),
                 ("base" | "grid", _) => bail!("`{key}` must be a table, [{key}]"),
                 ("points", _) => bail!("`points` must be an array of tables, [[points]]"),
                 _ => bail!(
-                    "unknown top-level key `{key}` (expected name, description, [base], [grid], [[points]]; \
-                     train settings go in [base])"
+                    "unknown top-level key `{key}` (expected name, description, command, [base], [grid], \
+                     [[points]]; the command's settings go in [base])"
                 ),
             }
         }
@@ -259,6 +290,9 @@ mod tests {
         assert!(err("[base]\nout = \"x\"\n[grid]\nseed=[1]").contains("set by rethink sweep"));
         assert!(err("[base]\nseed = [1]\n[grid]\nseed=[1]").contains("`seed` must be a string, number or boolean"));
         assert!(err("[grid\nseed=[1]").contains("TOML"));
+        assert!(err("command = \"fit\"\n[grid]\nseed=[1]").contains("expected \"train\" or \"kernel\""));
+        let kernel = SweepSpec::parse("command = \"kernel\"\n[grid]\nseed=[1]", "s").unwrap();
+        assert_eq!(kernel.command, SweepCommand::Kernel);
         let both = SweepSpec::parse("[grid]\nseed=[1]\n[[points]]\nseed = 2", "s").unwrap();
         assert!(format!("{:#}", both.expand().unwrap_err()).contains("sets `seed`, which [grid] also sets"));
     }
