@@ -98,7 +98,10 @@ impl ByChannel {
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
-        unreachable!("supported() is false off x86-64")
+        {
+            let _ = (taps, pixels, weight_t);
+            unreachable!("supported() is false off x86-64")
+        }
     }
 }
 
